@@ -1,0 +1,50 @@
+"""Schema of the composed config (``conf/train.yaml``) and its registration in Hydra's ConfigStore."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, OmegaConf
+
+from grandmodel.config.base import Problem, check
+from grandmodel.config.curriculum import CurriculumConfig
+from grandmodel.config.data import DataConfig
+from grandmodel.config.paths import PathsConfig
+
+
+@dataclass
+class RootConfig:
+    """Top-level keys; every group below is typed, so a misspelt key fails at composition."""
+
+    task_name: str = "train"
+    seed: int = 0
+    tags: list[str] = field(default_factory=list)
+    data: DataConfig = MISSING
+    paths: PathsConfig = MISSING
+    curriculum: CurriculumConfig | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def problems(self) -> list[Problem]:
+        return check(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")
+
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+GROUP_SCHEMAS: dict[str, type] = {
+    "data": DataConfig,
+    "paths": PathsConfig,
+    "curriculum": CurriculumConfig,
+}
+
+
+def register_configs() -> None:
+    """Store ``<group>_schema`` for every group and ``root_schema`` for the top level (idempotent)."""
+    if not OmegaConf.has_resolver("gm.root"):
+        OmegaConf.register_new_resolver("gm.root", lambda: str(PROJECT_ROOT))
+    cs = ConfigStore.instance()
+    cs.store(name="root_schema", node=RootConfig)
+    for group, schema in GROUP_SCHEMAS.items():
+        cs.store(group=group, name=f"{group}_schema", node=schema)

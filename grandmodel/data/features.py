@@ -1,0 +1,129 @@
+"""Feature tables: TA-Lib indicators named as in the seed, and the observation features built on them.
+
+Every value at bar t uses bars up to t only (prefix-invariant). ``FEATURES`` documents each observation
+feature (README table); ``OBSERVATION`` says which ones each agent sees.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from grandmodel.data import indicators as ta
+
+# name -> (formula, kind); kind "scaled" features are z-scored on the train split, "categorical" kept as is.
+FEATURES: dict[str, tuple[str, str]] = {
+    "log_return": ("ln(close_t / close_t-1)", "scaled"),
+    "range_pct": ("(high - low) / close", "scaled"),
+    "body_pct": ("(close - open) / open", "scaled"),
+    "rsi_14": ("RSI(close, 14), Wilder smoothing (TA-Lib)", "scaled"),
+    "macd_pct": ("MACD(12, 26) line / close", "scaled"),
+    "macd_signal_pct": ("MACD signal EMA(9) / close", "scaled"),
+    "atr_pct": ("ATR(14), Wilder smoothing / close", "scaled"),
+    "bb_position": (
+        "(close - bb_lower) / (bb_upper - bb_lower), BBANDS(20, 2σ population)",
+        "scaled",
+    ),
+    "bb_width": ("(bb_upper - bb_lower) / bb_middle", "scaled"),
+    "volume_ratio": ("volume / SMA(volume, 20)", "scaled"),
+    "trend_regime": ("+1 if EMA20 - EMA50 > 0.5·ATR14, -1 if < -0.5·ATR14, else 0", "categorical"),
+    "vol_regime": (
+        "std(log_return, 10) / std(log_return, 50): 0 if < 0.8, 2 if > 1.25, else 1",
+        "categorical",
+    ),
+    "market_session": (
+        "CT clock: 0 Asia 17:00-02:00, 1 Europe 02:00-08:30, 2 US 08:30-15:15, 3 close 15:15-16:00",
+        "categorical",
+    ),
+}
+
+OBSERVATION: dict[str, tuple[str, ...]] = {
+    "strategic": tuple(FEATURES),
+    "tactical": (
+        "log_return",
+        "range_pct",
+        "body_pct",
+        "rsi_14",
+        "atr_pct",
+        "bb_position",
+        "volume_ratio",
+    ),
+}
+
+# Raw, un-normalised indicator columns (the seed's names) kept in the prepared table and its export.
+INDICATORS = (
+    "rsi_14",
+    "macd",
+    "macd_signal",
+    "macd_hist",
+    "atr_14",
+    "bb_upper",
+    "bb_middle",
+    "bb_lower",
+    "volume_sma",
+)
+
+SESSION_CLOCK = "America/Chicago"
+_SESSION_EDGES = np.array(
+    [2 * 60, 8 * 60 + 30, 15 * 60 + 15, 16 * 60, 17 * 60]
+)  # minutes after midnight CT
+_SESSION_CODES = np.array([0, 1, 2, 3, 0, 0])  # <02:00 Asia, Europe, US, close, halt, >=17:00 Asia
+
+
+def compute_features(bars: pd.DataFrame) -> pd.DataFrame:
+    """Add indicator and observation-feature columns to OHLCV ``bars`` (indexed by open time)."""
+    o, h, lo, c, v = (bars[n].to_numpy(np.float64) for n in ("open", "high", "low", "close", "volume"))
+    col: dict[str, np.ndarray] = {"rsi_14": ta.rsi(c, 14)}
+    col["macd"], col["macd_signal"], col["macd_hist"] = ta.macd(c, 12, 26, 9)
+    col["atr_14"] = ta.atr(h, lo, c, 14)
+    col["bb_upper"], col["bb_middle"], col["bb_lower"] = ta.bbands(c, 20, 2.0)
+    col["volume_sma"] = ta.sma(v, 20)
+
+    log_return = np.log(c / np.concatenate(([np.nan], c[:-1])))
+    width = col["bb_upper"] - col["bb_lower"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        col["log_return"] = log_return
+        col["range_pct"] = (h - lo) / c
+        col["body_pct"] = (c - o) / o
+        col["macd_pct"] = col["macd"] / c
+        col["macd_signal_pct"] = col["macd_signal"] / c
+        col["atr_pct"] = col["atr_14"] / c
+        col["bb_position"] = np.where(width > 0, (c - col["bb_lower"]) / width, 0.5)
+        col["bb_width"] = width / col["bb_middle"]
+        col["volume_ratio"] = np.where(col["volume_sma"] > 0, v / col["volume_sma"], 1.0)
+    col["bb_position"][np.isnan(width)] = np.nan
+    col["volume_ratio"][np.isnan(col["volume_sma"])] = np.nan
+    col["trend_regime"] = _trend_regime(c, col["atr_14"])
+    col["vol_regime"] = _vol_regime(log_return)
+    col["market_session"] = market_session(bars.index)
+    return pd.concat([bars, pd.DataFrame(col, index=bars.index)], axis=1)
+
+
+def _trend_regime(close: np.ndarray, atr: np.ndarray) -> np.ndarray:
+    gap = ta.ema(close, 20) - ta.ema(close, 50)
+    regime = np.sign(gap) * (np.abs(gap) > 0.5 * atr)
+    regime[np.isnan(gap) | np.isnan(atr)] = np.nan
+    return regime
+
+
+def _vol_regime(log_return: np.ndarray) -> np.ndarray:
+    short, long = ta.rolling_std(log_return, 10), ta.rolling_std(log_return, 50)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(long > 0, short / long, 1.0)
+    regime = np.where(ratio < 0.8, 0.0, np.where(ratio > 1.25, 2.0, 1.0))
+    regime[np.isnan(long)] = np.nan
+    return regime
+
+
+def market_session(index: pd.DatetimeIndex) -> np.ndarray:
+    """Session code of each bar's open time on the CME clock (America/Chicago)."""
+    local = index.tz_convert(SESSION_CLOCK).tz_localize(None) if index.tz is not None else index
+    minutes = (local.as_unit("ns").asi8 // 60_000_000_000) % 1440
+    return _SESSION_CODES[np.searchsorted(_SESSION_EDGES, minutes, side="right")].astype(np.float64)
+
+
+def first_complete_row(table: pd.DataFrame, columns: tuple[str, ...]) -> int:
+    """Index after the last row where a listed feature is not finite (the warm-up length)."""
+    finite = np.isfinite(table[list(columns)].to_numpy(np.float64)).all(axis=1)
+    bad = np.flatnonzero(~finite)
+    return int(bad[-1] + 1) if bad.size else 0

@@ -1,0 +1,312 @@
+"""load → validate → resample → features → split → normalise → ``MarketData`` (with a Parquet cache).
+
+The cache (``paths.cache_dir/<key>/``) holds the prepared, un-normalised tables; the key hashes the
+source content (file bytes or generator settings), the data config and ``FEATURE_VERSION``. Only data
+that passed validation is ever written, and each entry appears atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from grandmodel.config.base import timedelta_of
+from grandmodel.data.alignment import align, chronological_splits
+from grandmodel.data.features import FEATURES, OBSERVATION, compute_features, first_complete_row
+from grandmodel.data.loader import read_ohlcv
+from grandmodel.data.market_data import Bars, MarketData
+from grandmodel.data.normalise import NormStats
+from grandmodel.data.resample import resample_bars
+from grandmodel.errors import DataError
+
+FEATURE_VERSION = 1
+TIMEFRAMES = ("base", "tactical", "strategic")
+
+
+@dataclass
+class Tables:
+    """Prepared pandas tables per timeframe (what the cache stores) and where they came from."""
+
+    frames: dict[str, pd.DataFrame]
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def prepare_data(cfg: DictConfig) -> MarketData:
+    """Build :class:`MarketData` from the composed config (root config with ``data`` and ``paths``)."""
+    return prepare(cfg)[1]
+
+
+def prepare(cfg: DictConfig) -> tuple[Tables, MarketData]:
+    """Prepared tables and ``MarketData``; the tables are cached only once everything has passed."""
+    tables = load_tables(cfg)
+    data = assemble(tables, cfg.data)
+    if tables.info["cache"] == "miss":
+        _write_cache(Path(cfg.paths.cache_dir) / tables.info["key"], tables.frames, tables.info)
+    return tables, data
+
+
+def sizes(data_cfg: DictConfig) -> dict[str, pd.Timedelta]:
+    """Bar size of each timeframe (validated at composition)."""
+    return {name: timedelta_of(str(data_cfg.timeframes[name])) for name in TIMEFRAMES}  # type: ignore[misc]
+
+
+def load_tables(cfg: DictConfig) -> Tables:
+    """Prepared tables from the cache when the key matches, else computed (see :func:`prepare`)."""
+    data_cfg = cfg.data
+    key, source = cache_key(data_cfg)
+    folder = Path(cfg.paths.cache_dir) / key
+    if data_cfg.cache and (folder / "info.json").is_file():
+        info = json.loads((folder / "info.json").read_text())
+        frames = {name: pd.read_parquet(folder / f"{name}.parquet") for name in TIMEFRAMES}
+        return Tables(frames, {**info, "cache": "hit"})
+    frames, info = _compute_tables(data_cfg, source)
+    return Tables(
+        frames, {**info, "key": key, "source": source, "cache": "miss" if data_cfg.cache else "off"}
+    )
+
+
+def cache_key(data_cfg: DictConfig) -> tuple[str, str]:
+    """(key, human-readable source). The key covers the content and every setting that shapes it."""
+    settings = OmegaConf.to_container(data_cfg, resolve=True, enum_to_str=True)
+    assert isinstance(settings, dict)
+    relevant = {
+        k: settings[k]
+        for k in (
+            "timezone",
+            "bar_stamp",
+            "on_duplicate",
+            "on_unsorted",
+            "on_invalid_row",
+            "timeframes",
+        )
+    }
+    if _text(data_cfg.source) == "synthetic":
+        relevant["synthetic"] = settings["synthetic"]
+        source = f"synthetic:{_text(data_cfg.synthetic.generator)}"
+    else:
+        path = Path(str(data_cfg.path))
+        if not path.is_file():
+            raise DataError(missing_file_message(path, data_cfg))
+        relevant["file_sha256"] = file_digest(path)
+        source = str(path)
+    relevant["feature_version"] = FEATURE_VERSION
+    digest = hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+    return digest, source
+
+
+def missing_file_message(path: Path, data_cfg: DictConfig) -> str:
+    return (
+        f"{path}: file not found; put the one-minute OHLCV bars there (CSV or Parquet with columns "
+        f"timestamp, open, high, low, close, volume; timestamps in {data_cfg.timezone} unless they carry "
+        "an offset) or point data.path at your file"
+    )
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _compute_tables(
+    data_cfg: DictConfig, source: str
+) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    size = sizes(data_cfg)
+    info: dict[str, Any] = {"removed": {}}
+    if source.startswith("synthetic:"):
+        from grandmodel.data.synthetic import generate
+
+        base = generate(data_cfg.synthetic, timezone=str(data_cfg.timezone))
+    else:
+        base, info["removed"] = read_ohlcv(
+            str(data_cfg.path),
+            timezone=str(data_cfg.timezone),
+            base=str(data_cfg.timeframes.base),
+            bar_stamp=_text(data_cfg.bar_stamp),
+            on_duplicate=_text(data_cfg.on_duplicate),
+            on_unsorted=_text(data_cfg.on_unsorted),
+            on_invalid_row=_text(data_cfg.on_invalid_row),
+        )
+    base.index = base.index.as_unit("ns")
+    return build_tables(base, size), info
+
+
+def build_tables(base: pd.DataFrame, size: dict[str, pd.Timedelta]) -> dict[str, pd.DataFrame]:
+    """Resample (strategic from tactical bars: same bins, fewer rows) and compute features."""
+    tactical = resample_bars(base, size["tactical"], size["base"])
+    strategic = resample_bars(tactical, size["strategic"], size["tactical"])
+    return {"base": base, "tactical": compute_features(tactical), "strategic": compute_features(strategic)}
+
+
+def _text(value: Any) -> str:
+    return str(getattr(value, "value", value))
+
+
+def _write_cache(folder: Path, frames: dict[str, pd.DataFrame], info: dict[str, Any]) -> None:
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        for name, frame in frames.items():
+            frame.to_parquet(staging / f"{name}.parquet")
+        stored = {k: v for k, v in info.items() if k != "cache"}
+        (staging / "info.json").write_text(json.dumps(stored, indent=2, default=str))
+        if folder.exists():  # another process cached the same key meanwhile
+            shutil.rmtree(staging)
+        else:
+            os.replace(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def assemble(tables: Tables, data_cfg: DictConfig) -> MarketData:
+    """Alignment, splits, train-only normalisation and tensors."""
+    frames, size = tables.frames, sizes(data_cfg)
+    window = {
+        "strategic": int(data_cfg.window.strategic),
+        "tactical": int(data_cfg.window.tactical),
+    }
+    source = tables.info.get("source", "data")
+    warm = {
+        name: first_complete_row(frames[name], OBSERVATION[name])
+        for name in ("tactical", "strategic")
+    }
+    need = {name: warm[name] + window[name] for name in warm}
+    if (
+        len(frames["strategic"]) < need["strategic"] + 2
+        or len(frames["tactical"]) < need["tactical"] + 2
+    ):
+        raise DataError(
+            f"{source}: fewer bars than the longest look-back: {len(frames['strategic'])} {data_cfg.timeframes.strategic} "
+            f"bars and {len(frames['tactical'])} {data_cfg.timeframes.tactical} bars, but observations need "
+            f"{need['strategic']} and {need['tactical']} (window + indicator warm-up) before the first decision"
+        )
+    tac_known = frames["tactical"]["known_ns"].to_numpy(np.int64)
+    al = align(
+        frames["base"].index.asi8,
+        tac_known,
+        frames["strategic"]["known_ns"].to_numpy(np.int64),
+        int(size["tactical"] / size["base"]),
+        need["tactical"],
+        need["strategic"],
+    )
+    embargo = timedelta_of(str(data_cfg.splits.embargo)) if data_cfg.splits.embargo else None
+    fractions = {name: float(data_cfg.splits[name]) for name in ("train", "val", "test")}
+    splits = chronological_splits(
+        al, tac_known, fractions, need["tactical"], need["strategic"], embargo, source
+    )
+    train_steps = splits["train"][1] - splits["train"][0] - 1
+    if int(data_cfg.episode_length) > train_steps:
+        raise DataError(
+            f"{source}: data.episode_length={data_cfg.episode_length} is longer than the train split "
+            f"({train_steps} decision steps); lower data.episode_length or use more data"
+        )
+    last_train = splits["train"][1] - 1
+    rows_used = {"tactical": last_train + 1, "strategic": int(al.strategic_index[last_train]) + 1}
+    norm, bars = {}, {}
+    for name in ("tactical", "strategic"):
+        frame, columns = frames[name], list(OBSERVATION[name])
+        values = frame[columns].to_numpy(np.float64)
+        scaled = [FEATURES[c][1] == "scaled" for c in columns]
+        fit_rows = values[warm[name] : rows_used[name]]
+        fitted_on = {
+            "first": str(frame.index[warm[name]]),
+            "last": str(frame.index[rows_used[name] - 1]),
+        }
+        norm[name] = NormStats.fit(fit_rows, columns, scaled, fitted_on=fitted_on)
+        features = (
+            norm[name].transform(values)
+            if data_cfg.normalize
+            else np.nan_to_num(values).astype(np.float32)
+        )
+        bars[name] = _bars(name, frame, size[name], features, tuple(columns), warm[name])
+    bars["base"] = _bars("base", frames["base"], size["base"], None, (), 0)
+    regime = (
+        frames["tactical"]["regime"].to_numpy(np.int64) if "regime" in frames["tactical"] else None
+    )
+    meta = {
+        **tables.info,
+        "timezone": str(data_cfg.timezone),
+        "timeframes": {k: str(data_cfg.timeframes[k]) for k in TIMEFRAMES},
+        "first_decision": al.first_decision,
+        "last_decision": al.last_decision,
+    }
+    return MarketData(
+        base=bars["base"],
+        tactical=bars["tactical"],
+        strategic=bars["strategic"],
+        strategic_index=_tensor(al.strategic_index, np.int64),
+        strategic_decision=_tensor(al.strategic_decision, np.bool_),
+        fill_index=_tensor(al.fill_index, np.int64),
+        step_bars=_tensor(al.step_bars, np.int64),
+        step_count=_tensor(al.step_count, np.int64),
+        regime=None if regime is None else _tensor(regime, np.int64),
+        splits=splits,
+        norm=norm,
+        window=window,
+        meta=meta,
+    )
+
+
+def _bars(
+    name: str,
+    frame: pd.DataFrame,
+    size: pd.Timedelta,
+    features: np.ndarray | None,
+    names: tuple[str, ...],
+    warmup: int,
+) -> Bars:
+    open_ns = frame.index.as_unit("ns").asi8
+    known = frame["known_ns"].to_numpy(np.int64) if "known_ns" in frame else open_ns + size.value
+
+    def col(c: str) -> torch.Tensor:
+        return _tensor(frame[c].to_numpy(), np.float64)
+
+    return Bars(
+        name=name,
+        size_ns=int(size.value),
+        open_ns=_tensor(open_ns, np.int64),
+        known_ns=_tensor(known, np.int64),
+        open=col("open"),
+        high=col("high"),
+        low=col("low"),
+        close=col("close"),
+        volume=None if name == "base" else col("volume"),
+        features=None if features is None else torch.from_numpy(features),
+        feature_names=names,
+        warmup=warmup,
+    )
+
+
+def _tensor(values: np.ndarray, dtype: type) -> torch.Tensor:
+    """A contiguous, writable tensor that owns its memory."""
+    return torch.from_numpy(np.array(values, dtype=dtype, order="C", copy=True))
+
+
+def export_table(tables: Tables, path: str | Path) -> Path:
+    """Write the prepared, un-normalised tactical and strategic tables (long format) to Parquet."""
+    path = Path(path)
+    parts = []
+    for name in ("tactical", "strategic"):
+        frame = tables.frames[name].copy()
+        frame.insert(0, "timeframe", name)
+        frame["known_at"] = pd.to_datetime(frame.pop("known_ns"), utc=True).dt.tz_convert(
+            frame.index.tz
+        )
+        parts.append(frame.drop(columns=["first", "last"]).reset_index())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.concat(parts, ignore_index=True).to_parquet(path)
+    return path

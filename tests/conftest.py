@@ -1,0 +1,89 @@
+"""Shared fixtures: small ES-format files, an isolated outputs folder, and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def es_bars(
+    days: int = 12, seed: int = 0, start: str = "2023-01-02", vol: float = 3e-4
+) -> pd.DataFrame:
+    """One-minute ES-like bars (Sun–Fri 17:00–16:00 CT sessions), tick-rounded, seeded."""
+    sessions, day = [], pd.Timestamp(start)
+    while len(sessions) < days:
+        if day.weekday() < 5:
+            open_ = (day - pd.Timedelta(days=1)).replace(hour=17)
+            sessions.append(pd.date_range(open_, periods=1380, freq="1min", tz="America/Chicago"))
+        day += pd.Timedelta(days=1)
+    index = sessions[0].append(sessions[1:]) if len(sessions) > 1 else sessions[0]
+    rng = np.random.default_rng(seed)
+    n = len(index)
+    close = np.round(4000 * np.exp(np.cumsum(rng.normal(0, vol, n))) * 4) / 4
+    open_ = np.concatenate(([close[0]], close[:-1]))
+    high = np.maximum(open_, close) + 0.25 * rng.integers(0, 3, n)
+    low = np.minimum(open_, close) - 0.25 * rng.integers(0, 3, n)
+    volume = rng.integers(1, 500, n).astype(float)
+    frame = pd.DataFrame(
+        {"open": open_, "high": high, "low": low, "close": close, "volume": volume}, index=index
+    )
+    frame.index.name = "timestamp"
+    return frame
+
+
+def write_csv(frame: pd.DataFrame, path: Path, stamp_format: str = "%Y-%m-%d %H:%M:%S") -> Path:
+    out = frame.reset_index()
+    out["timestamp"] = out["timestamp"].dt.strftime(stamp_format)
+    out.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def es_csv(tmp_path: Path) -> Path:
+    """A small valid ES one-minute CSV (12 trading days)."""
+    return write_csv(es_bars(), tmp_path / "es.csv")
+
+
+@pytest.fixture
+def outputs(tmp_path: Path) -> Path:
+    """An empty outputs folder for one test (runs, caches, MLflow store)."""
+    folder = tmp_path / "outputs"
+    folder.mkdir()
+    return folder
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+CliRunner = Callable[..., CliResult]
+
+
+@pytest.fixture
+def cli(outputs: Path) -> CliRunner:
+    """Run ``python -m <module> <overrides>`` as a user would, with outputs under the test's folder."""
+
+    def run(
+        module: str, *overrides: str, timeout: int = 600, extra: Sequence[str] = ()
+    ) -> CliResult:
+        args = [sys.executable, "-m", module, f"paths.outputs_dir={outputs}", *overrides, *extra]
+        env = {**os.environ, "PYTHONWARNINGS": "ignore::DeprecationWarning"}
+        proc = subprocess.run(
+            args, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env
+        )
+        return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+    return run

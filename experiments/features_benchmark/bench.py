@@ -65,23 +65,59 @@ def main() -> None:
     size = sizes(cfg.data)
 
     frames = build_tables(base, size)
-    resampled = {n: frames[n][["open", "high", "low", "close", "volume"]] for n in ("tactical", "strategic")}
+    resampled = {
+        n: frames[n][["open", "high", "low", "close", "volume"]] for n in ("tactical", "strategic")
+    }
     with tempfile.TemporaryDirectory() as tmp:
         csv = Path(tmp) / "bars.csv"
         base.reset_index().to_csv(csv, index=False)
-        parse = median_time(lambda: read_ohlcv(csv, timezone="America/Chicago"), max(1, args.repeat // 2))
+        parse = median_time(
+            lambda: read_ohlcv(csv, timezone="America/Chicago"), max(1, args.repeat // 2)
+        )
 
     rows = [
-        ("ours: resample 1min -> 5min -> 30min", median_time(lambda: resample_bars(resample_bars(base, size["tactical"], size["base"]), size["strategic"], size["tactical"]), args.repeat)),
-        ("ours: features on 5min + 30min bars", median_time(lambda: [compute_features(b) for b in resampled.values()], args.repeat)),
-        ("ours: align, split, normalise, tensors", median_time(lambda: assemble(Tables(frames, {"source": "bench"}), cfg.data), args.repeat)),
-        ("ours: whole pipeline (bars -> MarketData)", median_time(lambda: assemble(Tables(build_tables(base, size), {"source": "bench"}), cfg.data), args.repeat)),
-        ("TA-Lib: same indicators on the 1M 1-min bars", median_time(lambda: talib_indicators(base), args.repeat)),
-        ("TA-Lib: same indicators on the 5min + 30min bars", median_time(lambda: [talib_indicators(b) for b in resampled.values()], args.repeat)),
+        (
+            "ours: resample 1min -> 5min -> 30min",
+            median_time(
+                lambda: resample_bars(
+                    resample_bars(base, size["tactical"], size["base"]),
+                    size["strategic"],
+                    size["tactical"],
+                ),
+                args.repeat,
+            ),
+        ),
+        (
+            "ours: features on 5min + 30min bars",
+            median_time(lambda: [compute_features(b) for b in resampled.values()], args.repeat),
+        ),
+        (
+            "ours: align, split, normalise, tensors",
+            median_time(
+                lambda: assemble(Tables(frames, {"source": "bench"}), cfg.data), args.repeat
+            ),
+        ),
+        (
+            "ours: whole pipeline (bars -> MarketData)",
+            median_time(
+                lambda: assemble(Tables(build_tables(base, size), {"source": "bench"}), cfg.data),
+                args.repeat,
+            ),
+        ),
+        (
+            "TA-Lib: same indicators on the 1M 1-min bars",
+            median_time(lambda: talib_indicators(base), args.repeat),
+        ),
+        (
+            "TA-Lib: same indicators on the 5min + 30min bars",
+            median_time(lambda: [talib_indicators(b) for b in resampled.values()], args.repeat),
+        ),
         ("reference: CSV parse + validation (read_ohlcv)", parse),
     ]
     pipeline, talib_base = rows[3][1], rows[4][1]
-    print(f"\n{len(base):,} one-minute bars ({days} trading days); median of {args.repeat} runs; torch threads 2\n")
+    print(
+        f"\n{len(base):,} one-minute bars ({days} trading days); median of {args.repeat} runs; torch threads 2\n"
+    )
     print(f"| {'step':<50} | {'seconds':>8} |")
     print(f"|{'-' * 52}|{'-' * 10}|")
     for name, seconds in rows:

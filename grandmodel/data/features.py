@@ -72,7 +72,9 @@ _SESSION_CODES = np.array([0, 1, 2, 3, 0, 0])  # <02:00 Asia, Europe, US, close,
 
 def compute_features(bars: pd.DataFrame) -> pd.DataFrame:
     """Add indicator and observation-feature columns to OHLCV ``bars`` (indexed by open time)."""
-    o, h, lo, c, v = (bars[n].to_numpy(np.float64) for n in ("open", "high", "low", "close", "volume"))
+    o, h, lo, c, v = (
+        bars[n].to_numpy(np.float64) for n in ("open", "high", "low", "close", "volume")
+    )
     col: dict[str, np.ndarray] = {"rsi_14": ta.rsi(c, 14)}
     col["macd"], col["macd_signal"], col["macd_hist"] = ta.macd(c, 12, 26, 9)
     col["atr_14"] = ta.atr(h, lo, c, 14)

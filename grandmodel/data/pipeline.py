@@ -148,7 +148,11 @@ def build_tables(base: pd.DataFrame, size: dict[str, pd.Timedelta]) -> dict[str,
     """Resample (strategic from tactical bars: same bins, fewer rows) and compute features."""
     tactical = resample_bars(base, size["tactical"], size["base"])
     strategic = resample_bars(tactical, size["strategic"], size["tactical"])
-    return {"base": base, "tactical": compute_features(tactical), "strategic": compute_features(strategic)}
+    return {
+        "base": base,
+        "tactical": compute_features(tactical),
+        "strategic": compute_features(strategic),
+    }
 
 
 def _text(value: Any) -> str:

@@ -265,7 +265,11 @@ class SyntheticConfig:
 
 @dataclass
 class DataConfig:
-    """Where bars come from, how they are checked, resampled, split and cut into episodes."""
+    """Where bars come from, how they are checked, resampled, split and cut into episodes.
+
+    ``session_hours`` x ``trading_days`` is the instrument's trading time per year (ES: ~23 h x 252),
+    which sets the annualisation factor of every per-bar statistic (never 252 for intraday bars).
+    """
 
     name: str = "synthetic"
     source: Source = Source.synthetic
@@ -278,6 +282,8 @@ class DataConfig:
     timeframes: TimeframesConfig = field(default_factory=TimeframesConfig)
     window: WindowConfig = field(default_factory=WindowConfig)
     splits: SplitConfig = field(default_factory=SplitConfig)
+    session_hours: float = 23.0
+    trading_days: int = 252
     episode_length: int = 2000
     episode_sampling: EpisodeSampling = EpisodeSampling.random
     normalize: bool = True

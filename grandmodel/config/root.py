@@ -12,6 +12,7 @@ from omegaconf import MISSING, OmegaConf
 from grandmodel.config.base import Problem, check
 from grandmodel.config.curriculum import CurriculumConfig
 from grandmodel.config.data import DataConfig
+from grandmodel.config.env import EnvConfig, RewardConfig
 from grandmodel.config.paths import PathsConfig
 
 
@@ -23,6 +24,8 @@ class RootConfig:
     seed: int = 0
     tags: list[str] = field(default_factory=list)
     data: DataConfig = MISSING
+    env: EnvConfig = MISSING
+    reward: RewardConfig = MISSING
     paths: PathsConfig = MISSING
     curriculum: CurriculumConfig | None = None
     extras: dict[str, Any] = field(default_factory=dict)
@@ -35,6 +38,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 GROUP_SCHEMAS: dict[str, type] = {
     "data": DataConfig,
+    "env": EnvConfig,
+    "reward": RewardConfig,
     "paths": PathsConfig,
     "curriculum": CurriculumConfig,
 }

@@ -155,6 +155,11 @@ def build_tables(base: pd.DataFrame, size: dict[str, pd.Timedelta]) -> dict[str,
     }
 
 
+def periods_per_year(bar: pd.Timedelta, data_cfg: DictConfig) -> float:
+    """Bars of this size in a year of trading time (``session_hours`` x ``trading_days``)."""
+    return float(data_cfg.session_hours) * 3600.0 * int(data_cfg.trading_days) / bar.total_seconds()
+
+
 def _text(value: Any) -> str:
     return str(getattr(value, "value", value))
 
@@ -245,6 +250,7 @@ def assemble(tables: Tables, data_cfg: DictConfig) -> MarketData:
         **tables.info,
         "timezone": str(data_cfg.timezone),
         "timeframes": {k: str(data_cfg.timeframes[k]) for k in TIMEFRAMES},
+        "periods_per_year": {k: periods_per_year(v, data_cfg) for k, v in size.items()},
         "first_decision": al.first_decision,
         "last_decision": al.last_decision,
     }

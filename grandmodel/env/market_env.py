@@ -1,0 +1,189 @@
+"""``MarketEnv``: the batched three-agent futures env on TorchRL (DESIGN.md §3–5).
+
+The clock is the tactical bar. At decision t (the close of tactical bar t) the agents see only bars
+known then; orders fill at the open of the next base bar; stops are checked on the base bars up to
+the next decision; the portfolio is marked at the close of tactical bar t+1. The strategic action is
+read only where ``("strategic", "decision")`` is set (a new strategic bar has closed) and holds in
+between. All data and state are tensors on the env's device; nothing loops over envs. The maths is in
+:class:`~grandmodel.env.kernel.StepKernel`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+from tensordict import TensorDict, TensorDictBase
+from torchrl.envs import EnvBase
+
+from grandmodel.config.env import ROLES
+from grandmodel.data.market_data import MarketData
+from grandmodel.env import specs
+from grandmodel.env.episodes import EpisodeSampler
+from grandmodel.env.kernel import StepKernel
+from grandmodel.env.scenario import Scenario, matching_starts, synthetic_config
+from grandmodel.env.state import State, fresh_state, replace_rows
+
+
+class MarketEnv(EnvBase):
+    """Batched env over :class:`MarketData`; ``cfg`` is the composed root config."""
+
+    batch_locked = True
+
+    def __init__(
+        self,
+        data: MarketData,
+        cfg: DictConfig,
+        *,
+        n_envs: int | None = None,
+        split: str = "train",
+        mode: str = "train",
+        device: str | torch.device | None = None,
+        seed: int | None = None,
+        compile: bool | None = None,
+    ) -> None:
+        n = int(n_envs if n_envs is not None else cfg.env.n_envs)
+        device = torch.device(device if device is not None else str(cfg.env.device))
+        super().__init__(batch_size=torch.Size([n]), device=device)
+        self.cfg, self.n = cfg, n
+        self.compiled = bool(cfg.env.get("compile", False) if compile is None else compile)
+        self.rng = torch.Generator()
+        self.rng.manual_seed(int(cfg.seed) if seed is None else int(seed))
+        sampling = str(getattr(cfg.data.episode_sampling, "value", cfg.data.episode_sampling))
+        self.sampler = EpisodeSampler(data, int(cfg.data.episode_length), sampling, n)
+        self.sampler.set_mode(mode, split)
+        self.load_data(data)
+        self.state: State = fresh_state(
+            n, int(cfg.env.var_window), float(cfg.env.initial_capital), device
+        )
+        n_features = {
+            name: len(getattr(data, name).feature_names) for name in ("strategic", "tactical")
+        }
+        self.observation_spec = specs.observation_spec(n, data.window, n_features, device)
+        self.action_spec = specs.action_spec(
+            n, list(cfg.env.stop_bounds), list(cfg.env.scale_bounds), len(cfg.env.risk_cap), device
+        )
+        self.reward_spec = specs.reward_spec(n, device)
+        self.full_done_spec = specs.done_spec(n, device)
+
+    def load_data(self, data: MarketData) -> None:
+        """Use ``data`` from the next reset on (also how scenarios swap markets)."""
+        self.data = data
+        self.kernel = StepKernel(data, self.cfg, self.device, compile=self.compiled)
+        self.sampler.splits = dict(data.splits)
+
+    def set_scenario(
+        self,
+        market_conditions: list[str],
+        volatility_range: list[float] | None = None,
+        noise_level: float = 0.0,
+        episode_length: int | None = None,
+    ) -> None:
+        """Select (historical) or generate (synthetic) the markets the next resets draw from."""
+        scenario = Scenario(
+            list(market_conditions), volatility_range, float(noise_level), episode_length
+        )
+        length = int(episode_length or self.sampler.length)
+        if str(getattr(self.cfg.data.source, "value", self.cfg.data.source)) == "synthetic":
+            from grandmodel.data.pipeline import prepare_data
+
+            self.load_data(prepare_data(synthetic_config(self.cfg, scenario)))
+            self.sampler.allowed = None
+        else:
+            vol = self.kernel.sigma.cpu() * self.kernel.annualiser
+            self.sampler.allowed = matching_starts(self.data, scenario, vol, length)
+        self.sampler.set_length(length)
+        self.scenario = scenario
+
+    # ---------------------------------------------------------------- episodes
+    def set_mode(self, mode: str, split: str | None = None) -> None:
+        """``train``: random (or overlapping) windows of the split; ``eval``: walk it in order."""
+        self.sampler.set_mode(mode, split or ("train" if mode == "train" else "val"))
+
+    def _set_seed(self, seed: int | None) -> None:
+        if seed is None:
+            seed = int(torch.empty((), dtype=torch.int64).random_().item())
+        self.rng.manual_seed(int(seed))
+
+    def _reset(self, tensordict: TensorDictBase | None, **kwargs: Any) -> TensorDictBase:
+        mask = None if tensordict is None else tensordict.get("_reset", None)
+        rows = torch.ones(self.n, dtype=torch.bool) if mask is None else mask.view(-1).cpu()
+        cfg = self.cfg.env
+        fresh = fresh_state(self.n, int(cfg.var_window), float(cfg.initial_capital), self.device)
+        start, end = self.sampler.draw(rows, self.rng)
+        fresh["ptr"], fresh["end"] = start.to(self.device), end.to(self.device)
+        self.state = replace_rows(self.state, rows.to(self.device), fresh)
+        out = self._pack(self.kernel.observe(self.state), self.state)
+        zeros = torch.zeros((self.n, 1), dtype=torch.bool, device=self.device)
+        out.update({"done": zeros, "terminated": zeros.clone(), "truncated": zeros.clone()})
+        return out
+
+    # ---------------------------------------------------------------- step
+    def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
+        self.state, out = self.kernel.step(
+            self.state,
+            tensordict.get(("strategic", "action")),
+            tensordict.get(("tactical", "action")),
+            tensordict.get(("risk", "action")),
+        )
+        return self._pack(out, self.state)
+
+    def _pack(self, out: dict[str, torch.Tensor], s: State) -> TensorDict:
+        """Observations, rewards, done flags and accounting info as the nested TensorDict of the specs.
+
+        Built with ``TensorDict._new_unsafe``: every entry already matches the specs (checked by
+        ``check_env_specs`` in the tests), and per-entry validation would cost more than the step.
+        """
+        stepped = "rewards" in out
+        zero = None if stepped else torch.zeros_like(s["equity"])
+        info = {
+            "equity": s["equity"], "position": s["position"], "realised": s["realised"],
+            "unrealised": out["unrealised"], "costs": s["costs"], "mark": out["mark"],
+            "drawdown": out["drawdown"], "t": out["t"], "trades": s["trades"], "wins": s["wins"],
+            "direction": s["direction"],
+            "step_cost": out["step_cost"] if stepped else zero, "traded": out["traded"] if stepped else zero,
+            "fill_price": out["fill_price"] if stepped else zero,
+            "stop_price": out["stop_price"] if stepped else zero,
+            "stop_hit": out["stop_hit"] if stepped else torch.zeros_like(s["trades"], dtype=torch.bool),
+        }  # fmt: skip
+        info = {key: value.unsqueeze(1) for key, value in info.items()}
+        info["terms"] = (
+            out["terms"]
+            if stepped
+            else torch.zeros((self.n, specs.N_TERMS), dtype=torch.float64, device=self.device)
+        )
+        source: dict[str, Any] = {
+            "strategic": {"observation": out["strategic"], "decision": out["decision"]},
+            "tactical": {"observation": out["tactical"]},
+            "risk": {"observation": out["risk"]},
+            "info": info,
+        }
+        if stepped:
+            rewards = out["rewards"]
+            for i, role in enumerate(ROLES):
+                source[role]["reward"] = rewards[:, i : i + 1]
+            source["terminated"], source["truncated"] = out["terminated"], out["truncated"]
+            source["done"] = out["terminated"] | out["truncated"]
+        return TensorDict._new_unsafe(source, batch_size=self.batch_size, device=self.device)
+
+    # ---------------------------------------------------------------- checkpointing
+    def env_state_dict(self) -> dict[str, Any]:
+        """Portfolio/episode state, sampler cursors and the reset RNG (for exact resume)."""
+        return {
+            "state": {k: v.clone() for k, v in self.state.items()},
+            "rng": self.rng.get_state(),
+            "sampler": self.sampler.state_dict(),
+        }
+
+    def load_env_state_dict(self, state: dict[str, Any]) -> None:
+        self.state = {k: v.to(self.device).clone() for k, v in state["state"].items()}
+        self.rng.set_state(state["rng"])
+        self.sampler.load_state_dict(state["sampler"])
+
+    def current_observation(self) -> TensorDict:
+        """The observation of the current state (what the last step or reset returned)."""
+        out = self._pack(self.kernel.observe(self.state), self.state)
+        zeros = torch.zeros((self.n, 1), dtype=torch.bool, device=self.device)
+        out.update({"done": zeros, "terminated": zeros.clone(), "truncated": zeros.clone()})
+        return out

@@ -1,0 +1,197 @@
+"""MarketEnv behaviour: API checkers, look-ahead, determinism, full passes, partial resets, bad config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env
+from pettingzoo.test import parallel_api_test
+from tensordict import TensorDict
+from torchrl.envs.utils import check_env_specs
+
+import grandmodel
+from grandmodel.config.base import ConfigError
+from grandmodel.env import to_gymnasium, to_pettingzoo
+from grandmodel.env.baselines import joint_baseline
+from grandmodel.errors import DataError
+from tests.conftest import es_bars, write_csv
+from tests.data.test_leakage import _perturbed
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    outputs = tmp_path_factory.mktemp("outputs")
+    return grandmodel.load_config(
+        ["experiment=smoke", f"paths.outputs_dir={outputs}", "env.n_envs=4"]
+    )
+
+
+@pytest.mark.parametrize("n_envs", [1, 8])
+def test_torchrl_spec_check_passes(smoke, n_envs: int) -> None:
+    check_env_specs(grandmodel.build_env(smoke, n_envs=n_envs), seed=0)
+
+
+def test_pettingzoo_parallel_api(smoke) -> None:
+    parallel_api_test(to_pettingzoo(smoke), num_cycles=200)
+
+
+@pytest.mark.parametrize("role", ["strategic", "tactical", "risk"])
+def test_gymnasium_checker_for_each_role(smoke, role: str) -> None:
+    env = to_gymnasium(smoke, role=role)
+    check_env(env, skip_render_check=True)
+    observation, _ = env.reset(seed=3)
+    assert env.observation_space.contains(observation)
+
+
+class FixedPolicy(torch.nn.Module):
+    """A deterministic function of the three observations (random but fixed projections)."""
+
+    def __init__(self, sizes: dict[str, int]) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.w = {role: torch.randn(size, 5, generator=g) for role, size in sizes.items()}
+
+    def __call__(self, td: TensorDict) -> TensorDict:
+        z = {role: td.get((role, "observation")).flatten(1) @ self.w[role] for role in self.w}
+        td.set(("strategic", "action"), z["strategic"][:, :3].argmax(1))
+        tactical = torch.sigmoid(z["tactical"][:, :3]) * torch.tensor(
+            [1.0, 0.049, 1.9]
+        ) + torch.tensor([0.0, 0.001, 0.1])
+        td.set(("tactical", "action"), tactical)
+        td.set(("risk", "action"), z["risk"].argmax(1))
+        return td
+
+
+def _walk(env, policy, steps: int) -> list[TensorDict]:
+    td, out = env.reset(), []
+    for _ in range(steps):
+        transition = env.step(policy(td))
+        out.append(transition.clone())
+        td = transition.get("next").clone()
+    return out
+
+
+def test_perturbing_the_future_changes_nothing_known_before(tmp_path: Path) -> None:
+    frame = es_bars(days=14, seed=3)
+    args = ["data=csv", "data.episode_length=200", "env.n_envs=1", "data.cache=false"]
+    cfg_a = grandmodel.load_config(
+        [
+            *args,
+            f"data.path={write_csv(frame, tmp_path / 'a.csv')}",
+            f"paths.outputs_dir={tmp_path}",
+        ]
+    )
+    env_a = grandmodel.build_env(cfg_a, mode="eval", split="val")
+    start = env_a.data.splits["val"][0]
+    known = env_a.data.tactical.known_ns
+    cut_ns = int(known[start + 120])
+    cut = frame.index[np.searchsorted(frame.index.as_unit("ns").asi8, cut_ns)]
+    cfg_b = grandmodel.load_config(
+        [
+            *args,
+            f"data.path={write_csv(_perturbed(frame, cut), tmp_path / 'b.csv')}",
+            f"paths.outputs_dir={tmp_path}",
+        ]
+    )
+    env_b = grandmodel.build_env(cfg_b, mode="eval", split="val")
+    sizes = {
+        r: int(np.prod(env_a.observation_spec[r, "observation"].shape[1:]))
+        for r in ("strategic", "tactical", "risk")
+    }
+    policy = FixedPolicy(sizes)
+    walk_a, walk_b = _walk(env_a, policy, 160), _walk(env_b, policy, 160)
+    compared = 0
+    for a, b in zip(walk_a, walk_b, strict=True):
+        t = int(a.get(("info", "t")))
+        if int(known[t + 1]) > cut_ns:  # the transition's reward is marked at t + 1
+            break
+        for key in a.keys(include_nested=True, leaves_only=True):
+            assert torch.equal(a.get(key), b.get(key)), (t, key)
+        compared += 1
+    assert compared >= 100
+    later = walk_a[compared + 10].get(("next", "tactical", "observation"))
+    assert not torch.equal(later, walk_b[compared + 10].get(("next", "tactical", "observation")))
+
+
+def test_same_seed_same_trajectory(smoke) -> None:
+    rollouts = []
+    for _ in range(2):
+        env = grandmodel.build_env(smoke, seed=11)
+        torch.manual_seed(5)
+        rollouts.append(env.rollout(150, break_when_any_done=False))
+    assert (rollouts[0] == rollouts[1]).all()
+    env = grandmodel.build_env(smoke, seed=12)
+    torch.manual_seed(5)
+    assert not torch.equal(env.rollout(5).get(("info", "t")), rollouts[0][:, :5].get(("info", "t")))
+
+
+@pytest.mark.parametrize("split", ["train", "val", "test"])
+def test_a_full_pass_over_each_split_is_finite(smoke, split: str) -> None:
+    data = grandmodel.prepare_data(smoke)
+    probe = grandmodel.build_env(smoke, data, mode="eval", split=split, n_envs=1)
+    starts, ends = probe.sampler.windows()
+    env = grandmodel.build_env(smoke, data, mode="eval", split=split, n_envs=len(starts))
+    torch.manual_seed(0)
+    rollout = env.rollout(
+        int((ends - starts).max()),
+        break_when_any_done=False,
+        auto_reset=False,
+        tensordict=env.reset(),
+    )
+    alive = torch.ones(len(starts), dtype=torch.bool)
+    seen = 0
+    for i in range(rollout.shape[1]):
+        step = rollout[:, i][alive]
+        for key in [(r, "observation") for r in ("strategic", "tactical", "risk")] + [
+            ("next", r, "reward") for r in ("strategic", "tactical", "risk")
+        ]:
+            assert torch.isfinite(step.get(key)).all(), (split, i, key)
+        seen += int(alive.sum())
+        alive &= ~rollout[:, i].get(("next", "done")).view(-1)
+    assert seen == int((ends - starts).sum()), "every decision of the split was visited once"
+
+
+def test_partial_reset_only_touches_the_flagged_envs(smoke) -> None:
+    env = grandmodel.build_env(smoke, seed=1)
+    td = env.reset()
+    policy = joint_baseline(env.data.strategic.feature_names)
+    for _ in range(5):
+        td = env.step(policy(td)).get("next").clone()
+    before = {k: v.clone() for k, v in env.state.items()}
+    td.set("_reset", torch.tensor([[True], [False], [False], [True]]))
+    env.reset(td)
+    for key, value in env.state.items():
+        assert (
+            torch.equal(value[1:3], before[key][1:3])
+            or (value[1:3].isnan() == before[key][1:3].isnan()).all()
+        ), key
+    assert int(env.state["steps"][0]) == 0 and int(env.state["steps"][1]) == 5
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "env.stop_bounds=[0.05,0.001]",
+            "env.stop_bounds: expected [low, high] with 0 < low < high < 1",
+        ),
+        ("env.risk_cap=[0,0.5,0.25,0.75,1]", "env.risk_cap: expected 5 strictly increasing levels"),
+        ("env.n_envs=0", "env.n_envs: must be >= 1, got 0"),
+        ("env.costs.commission=-1", "env.costs.commission: must be >= 0"),
+    ],
+)
+def test_bad_env_config_fails_at_composition(override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        grandmodel.load_config([override])
+
+
+def test_episode_longer_than_the_split_fails_at_construction(smoke) -> None:
+    with pytest.raises(
+        DataError, match=r"data\.episode_length=100000 is longer than the train split"
+    ):
+        grandmodel.build_env(
+            grandmodel.load_config(["experiment=smoke", "data.episode_length=100000"])
+        )

@@ -19,6 +19,12 @@ class DataError(GrandModelError):
     """Market data that cannot be used as given."""
 
 
+class TrainingStopped(GrandModelError):
+    """Training stopped on a guard (non-finite loss or parameters); exit status 3."""
+
+    exit_code = 3
+
+
 USER_ERRORS: tuple[type[Exception], ...] = (GrandModelError, ConfigError)
 
 
@@ -35,7 +41,7 @@ def reported(run_dir: str | Path | None = None) -> Iterator[None]:
         print(f"error: {one_line(str(exc))}", file=sys.stderr)
         if run_dir is not None:
             remove_if_bookkeeping(Path(run_dir))
-        raise SystemExit(2) from None
+        raise SystemExit(getattr(exc, "exit_code", 2)) from None
 
 
 def remove_if_bookkeeping(folder: Path) -> None:

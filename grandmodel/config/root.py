@@ -9,11 +9,13 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
+from grandmodel.config.agent import AgentGroupConfig
 from grandmodel.config.base import Problem, check
 from grandmodel.config.curriculum import CurriculumConfig
 from grandmodel.config.data import DataConfig
 from grandmodel.config.env import EnvConfig, RewardConfig
 from grandmodel.config.paths import PathsConfig
+from grandmodel.config.training import CallbacksConfig, LoggerConfig, TrainerConfig
 
 
 @dataclass
@@ -23,9 +25,15 @@ class RootConfig:
     task_name: str = "train"
     seed: int = 0
     tags: list[str] = field(default_factory=list)
+    optimized_metric: str = "val/sharpe"
+    ckpt_path: str | None = None
+    agent: AgentGroupConfig = MISSING
     data: DataConfig = MISSING
     env: EnvConfig = MISSING
     reward: RewardConfig = MISSING
+    trainer: TrainerConfig = MISSING
+    logger: LoggerConfig = MISSING
+    callbacks: CallbacksConfig = MISSING
     paths: PathsConfig = MISSING
     curriculum: CurriculumConfig | None = None
     extras: dict[str, Any] = field(default_factory=dict)
@@ -37,6 +45,10 @@ class RootConfig:
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 GROUP_SCHEMAS: dict[str, type] = {
+    "agent": AgentGroupConfig,
+    "trainer": TrainerConfig,
+    "logger": LoggerConfig,
+    "callbacks": CallbacksConfig,
     "data": DataConfig,
     "env": EnvConfig,
     "reward": RewardConfig,

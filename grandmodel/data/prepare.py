@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from grandmodel.config import register_configs, validate
+from grandmodel.console import make_console
 from grandmodel.data.features import OBSERVATION
 from grandmodel.data.market_data import MarketData
 from grandmodel.data.normalise import save_norm
@@ -29,7 +29,7 @@ register_configs()
 
 def run(cfg: DictConfig, console: Console | None = None) -> MarketData:
     """Prepare (or load from cache) the data of ``cfg``, print the summary, write norm stats/export."""
-    console = console or Console(width=None if sys.stdout.isatty() else 120)
+    console = console or make_console()
     validate(cfg)
     started = time.perf_counter()
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())

@@ -1,0 +1,232 @@
+"""Schema of the ``agent`` config group (package ``grandmodel.agents``): one learner per role."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from grandmodel.config.base import Problem, check
+from grandmodel.config.env import ROLES
+
+ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "silu", "leaky_relu")
+ENCODERS = ("flatten", "conv1d", "gru")
+
+
+def _network_problems(obj, fields: tuple[str, ...]) -> list[Problem]:
+    out = check(
+        obj.activation in ACTIVATIONS,
+        "activation",
+        f"expected one of {list(ACTIVATIONS)}, got {obj.activation!r}",
+    )
+    out += check(
+        obj.encoder in ENCODERS, "encoder", f"expected one of {list(ENCODERS)}, got {obj.encoder!r}"
+    )
+    out += check(0.0 <= obj.dropout < 1.0, "dropout", f"must be in [0, 1), got {obj.dropout}")
+    out += check(obj.encoder_size >= 1, "encoder_size", f"must be >= 1, got {obj.encoder_size}")
+    for name in fields:
+        layers = list(getattr(obj, name))
+        out += check(
+            all(int(n) >= 1 for n in layers), name, f"expected positive layer sizes, got {layers}"
+        )
+    out += check(obj.lr > 0, "lr", f"must be > 0, got {obj.lr}")
+    out += check(0.0 <= obj.gamma <= 1.0, "gamma", f"must be in [0, 1], got {obj.gamma}")
+    out += check(obj.batch_size >= 1, "batch_size", f"must be >= 1, got {obj.batch_size}")
+    return out
+
+
+@dataclass
+class ReplayConfig:
+    """Experience replay (the seed's ``experience_replay``): prioritized with β annealed to ``beta_end``."""
+
+    buffer_size: int = 100_000
+    min_size_to_train: int = 1000
+    prioritized: bool = True
+    alpha: float = 0.6
+    beta: float = 0.4
+    beta_end: float = 1.0
+
+    def problems(self) -> list[Problem]:
+        out = check(self.buffer_size >= 1, "buffer_size", f"must be >= 1, got {self.buffer_size}")
+        out += check(
+            0 <= self.min_size_to_train <= self.buffer_size,
+            "min_size_to_train",
+            f"must be in [0, buffer_size], got {self.min_size_to_train}",
+        )
+        out += check(0 <= self.alpha <= 1, "alpha", f"must be in [0, 1], got {self.alpha}")
+        out += check(
+            0 <= self.beta <= self.beta_end <= 1,
+            "beta",
+            f"expected 0 <= beta <= beta_end <= 1, got {self.beta} -> {self.beta_end}",
+        )
+        return out
+
+
+@dataclass
+class PPOConfig:
+    """Strategic agent: clipped PPO with GAE on its own (30-minute) decision points."""
+
+    algorithm: str = "ppo"
+    lr: float = 3e-4
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_range: float = 0.2
+    entropy_coeff: float = 0.01
+    value_loss_coeff: float = 0.5
+    max_grad_norm: float = 0.5
+    epochs_per_update: int = 10
+    batch_size: int = 64
+    normalize_advantage: bool = True
+    encoder: str = "flatten"
+    encoder_size: int = 32
+    shared_layers: list[int] = field(default_factory=lambda: [256, 128])
+    policy_layers: list[int] = field(default_factory=lambda: [64, 32])
+    value_layers: list[int] = field(default_factory=lambda: [64, 32])
+    activation: str = "relu"
+    dropout: float = 0.1
+
+    def problems(self) -> list[Problem]:
+        out = _network_problems(self, ("shared_layers", "policy_layers", "value_layers"))
+        out += check(
+            0 < self.clip_range < 1, "clip_range", f"must be in (0, 1), got {self.clip_range}"
+        )
+        out += check(
+            0 <= self.gae_lambda <= 1, "gae_lambda", f"must be in [0, 1], got {self.gae_lambda}"
+        )
+        out += check(
+            self.epochs_per_update >= 1,
+            "epochs_per_update",
+            f"must be >= 1, got {self.epochs_per_update}",
+        )
+        out += check(
+            self.max_grad_norm > 0, "max_grad_norm", f"must be > 0, got {self.max_grad_norm}"
+        )
+        return out
+
+
+@dataclass
+class SACConfig:
+    """Tactical agent: SAC with twin critics and automatic temperature."""
+
+    algorithm: str = "sac"
+    lr: float = 1e-3
+    gamma: float = 0.99
+    batch_size: int = 32
+    tau: float = 0.005
+    alpha_init: float = 0.2
+    target_update_interval: int = 1
+    gradient_steps: int = 1
+    max_grad_norm: float = 10.0
+    encoder: str = "flatten"
+    encoder_size: int = 32
+    hidden_layers: list[int] = field(default_factory=lambda: [128, 64, 32])
+    activation: str = "tanh"
+    dropout: float = 0.05
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
+
+    def problems(self) -> list[Problem]:
+        out = _network_problems(self, ("hidden_layers",))
+        out += check(0 < self.tau <= 1, "tau", f"must be in (0, 1], got {self.tau}")
+        out += check(self.alpha_init > 0, "alpha_init", f"must be > 0, got {self.alpha_init}")
+        out += check(
+            self.target_update_interval >= 1,
+            "target_update_interval",
+            f"must be >= 1, got {self.target_update_interval}",
+        )
+        out += check(
+            self.gradient_steps >= 0, "gradient_steps", f"must be >= 0, got {self.gradient_steps}"
+        )
+        return out
+
+
+@dataclass
+class DQNConfig:
+    """Risk agent: double DQN with a dueling head; ε decays ×``epsilon_decay`` per collected batch."""
+
+    algorithm: str = "dqn"
+    lr: float = 5e-4
+    gamma: float = 0.99
+    batch_size: int = 16
+    epsilon_start: float = 1.0
+    epsilon_end: float = 0.01
+    epsilon_decay: float = 0.995
+    target_update_interval: int = 1000
+    gradient_steps: int = 1
+    max_grad_norm: float = 10.0
+    dueling: bool = True
+    double_dqn: bool = True
+    encoder: str = "flatten"
+    encoder_size: int = 32
+    hidden_layers: list[int] = field(default_factory=lambda: [64, 32])
+    activation: str = "relu"
+    dropout: float = 0.0
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
+
+    def problems(self) -> list[Problem]:
+        out = _network_problems(self, ("hidden_layers",))
+        out += check(
+            0 <= self.epsilon_end <= self.epsilon_start <= 1,
+            "epsilon_start",
+            f"expected 0 <= epsilon_end <= epsilon_start <= 1, got {self.epsilon_start} -> {self.epsilon_end}",
+        )
+        out += check(
+            0 < self.epsilon_decay <= 1,
+            "epsilon_decay",
+            f"must be in (0, 1], got {self.epsilon_decay}",
+        )
+        out += check(
+            self.target_update_interval >= 1,
+            "target_update_interval",
+            f"must be >= 1, got {self.target_update_interval}",
+        )
+        out += check(
+            self.gradient_steps >= 0, "gradient_steps", f"must be >= 0, got {self.gradient_steps}"
+        )
+        return out
+
+
+@dataclass
+class BaselineConfig:
+    """How roles that do not learn act (DESIGN.md §2): a baseline policy per role."""
+
+    strategic: str = "ma_crossover"
+    tactical: str = "full_entry"
+    risk: str = "fixed"
+    tactical_stop: float = 0.01
+    tactical_scale: float = 1.0
+    risk_level: int = 4
+
+
+@dataclass
+class FrozenConfig:
+    """Checkpoints (``.ckpt`` of an earlier run) whose trained policy a non-learning role uses."""
+
+    strategic: str | None = None
+    tactical: str | None = None
+    risk: str | None = None
+
+
+@dataclass
+class AgentGroupConfig:
+    """``marl``: all three learn; ``ppo`` / ``sac`` / ``dqn``: only that role learns."""
+
+    name: str = "marl"
+    learn: list[str] = field(default_factory=lambda: list(ROLES))
+    strategic: PPOConfig = field(default_factory=PPOConfig)
+    tactical: SACConfig = field(default_factory=SACConfig)
+    risk: DQNConfig = field(default_factory=DQNConfig)
+    baselines: BaselineConfig = field(default_factory=BaselineConfig)
+    frozen: FrozenConfig = field(default_factory=FrozenConfig)
+
+    def problems(self) -> list[Problem]:
+        bad = [r for r in self.learn if r not in ROLES]
+        out = check(
+            bool(self.learn) and not bad,
+            "learn",
+            f"expected a non-empty subset of {list(ROLES)}, got {list(self.learn)}",
+        )
+        both = [r for r in self.learn if r in ROLES and getattr(self.frozen, r)]
+        out += check(
+            not both,
+            "frozen",
+            f"roles {both} both learn and are frozen; drop them from agent.learn or agent.frozen",
+        )
+        return out

@@ -1,0 +1,116 @@
+"""Schemas of the ``trainer``, ``logger`` and ``callbacks`` groups (package ``grandmodel.training``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from grandmodel.config.base import Problem, check
+
+PRECISIONS = ("32-true", "64-true", "bf16-mixed", "16-mixed", "bf16-true")
+
+
+@dataclass
+class TrainerConfig:
+    """Frames to collect and how; device and precision for Lightning."""
+
+    accelerator: str = "cpu"
+    devices: int = 1
+    precision: str = "32-true"
+    total_frames: int = 400_000
+    stop_after_frames: int | None = (
+        None  # end this session early (schedules still span total_frames)
+    )
+    frames_per_batch: int = 2048
+    eval_every_frames: int = 40_960
+    eval_split: str = "val"
+    eval_episodes: int = 0  # 0 = every window of the split once
+    num_threads: int = 0  # torch intra-op threads; 0 = torch's default
+    deterministic: bool = True
+    enable_progress_bar: bool = True
+    log_every_n_batches: int = 1
+
+    def problems(self) -> list[Problem]:
+        out = check(
+            self.precision in PRECISIONS,
+            "precision",
+            f"expected one of {list(PRECISIONS)}, got {self.precision!r}",
+        )
+        out += check(
+            self.total_frames >= 1, "total_frames", f"must be >= 1, got {self.total_frames}"
+        )
+        out += check(
+            self.frames_per_batch >= 1,
+            "frames_per_batch",
+            f"must be >= 1, got {self.frames_per_batch}",
+        )
+        if self.stop_after_frames is not None:
+            out += check(
+                self.stop_after_frames >= 1,
+                "stop_after_frames",
+                f"must be >= 1, got {self.stop_after_frames}",
+            )
+        out += check(
+            self.eval_every_frames >= self.frames_per_batch,
+            "eval_every_frames",
+            f"must be >= frames_per_batch ({self.frames_per_batch}), got {self.eval_every_frames}",
+        )
+        out += check(
+            self.eval_split in ("train", "val", "test"),
+            "eval_split",
+            f"expected train, val or test, got {self.eval_split!r}",
+        )
+        out += check(
+            self.eval_episodes >= 0, "eval_episodes", f"must be >= 0, got {self.eval_episodes}"
+        )
+        return out
+
+
+@dataclass
+class LoggerConfig:
+    """MLflow tracking (SQLite under outputs/ by default); ``csv`` keeps only a local record."""
+
+    kind: str = "mlflow"
+    tracking_uri: str = "sqlite:///outputs/mlflow.db"
+    experiment_name: str = "grandmodel"
+    run_name: str | None = None
+    artifact_location: str | None = None
+    log_checkpoints: bool = True
+    connect_timeout: float = 5.0
+
+    def problems(self) -> list[Problem]:
+        return check(
+            self.kind in ("mlflow", "csv"), "kind", f"expected mlflow or csv, got {self.kind!r}"
+        )
+
+
+@dataclass
+class EarlyStoppingConfig:
+    """The seed's early stopping, counted in evaluations (patience 1000 episodes / eval every 100)."""
+
+    enabled: bool = True
+    patience: int = 10
+    min_improvement: float = 0.01
+
+    def problems(self) -> list[Problem]:
+        return check(self.patience >= 1, "patience", f"must be >= 1, got {self.patience}")
+
+
+@dataclass
+class CheckpointConfig:
+    """Checkpoint every ``every_n_evals`` evaluations, plus the best (by the optimised metric) and last."""
+
+    every_n_evals: int = 1
+    save_top_k: int = 1
+
+    def problems(self) -> list[Problem]:
+        return check(
+            self.every_n_evals >= 1, "every_n_evals", f"must be >= 1, got {self.every_n_evals}"
+        )
+
+
+@dataclass
+class CallbacksConfig:
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    nan_guard: bool = True
+    inject_nan_at_batch: int | None = None  # debugging/tests: put a NaN into this batch's rewards

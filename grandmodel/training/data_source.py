@@ -1,0 +1,184 @@
+"""The collector as Lightning's training data: an iterable of collected batches, one epoch per evaluation.
+
+One TorchRL ``Collector`` steps the batched env with the joint policy; each yielded batch is a
+``[n_envs, steps]`` TensorDict. The source keeps what exact resumption needs: frame counters, the
+env's portfolio/episode state and RNG, running episode returns, and the global torch RNG.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from tensordict import TensorDictBase
+from tensordict.nn import TensorDictModuleBase
+from torch.utils.data import IterableDataset
+from torchrl.collectors import Collector
+from torchrl.envs import EnvBase
+from torchrl.envs.utils import ExplorationType
+
+RewardKeys = dict[str, Any]
+
+
+class CollectorSource(IterableDataset):
+    """Yields ``batches_per_epoch`` collector batches per ``iter()`` until ``total_frames``."""
+
+    def __init__(
+        self,
+        make_env: Callable[[], EnvBase],
+        policy: TensorDictModuleBase,
+        *,
+        frames_per_batch: int,
+        total_frames: int,
+        batches_per_epoch: int,
+        reward_keys: RewardKeys,
+        policy_device: torch.device | str = "cpu",
+        on_collect: Callable[[bool], None] | None = None,
+        inject_nan_at_batch: int | None = None,
+    ) -> None:
+        self.make_env, self.policy = make_env, policy
+        self.frames_per_batch, self.total_frames = frames_per_batch, total_frames
+        self.batches_per_epoch = batches_per_epoch
+        self.reward_keys = (
+            reward_keys  # name -> reward key, e.g. {"strategic": ("strategic", "reward")}
+        )
+        self.policy_device = torch.device(policy_device)
+        self.on_collect = on_collect  # called with True before and False after each collection
+        self.inject_nan_at_batch = inject_nan_at_batch
+        self.frames = 0
+        self.batches = 0
+        self.collector: Collector | None = None
+        self.env: EnvBase | None = None
+        self._iterator: Iterator[TensorDictBase] | None = None
+        self._running: torch.Tensor | None = (
+            None  # [n_envs, rewards] returns of the episodes in progress
+        )
+        self._restore: dict[str, Any] | None = None
+        self.finished_returns: list[torch.Tensor] = []
+        self.last_rate = 0.0
+
+    @property
+    def done(self) -> bool:
+        return self.frames >= self.total_frames
+
+    def _start(self) -> None:
+        self.env = self.make_env()
+        self.collector = Collector(
+            self.env,
+            self.policy,
+            frames_per_batch=self.frames_per_batch,
+            total_frames=-1,
+            policy_device=self.policy_device,
+            env_device=self.env.device,
+            storing_device=self.policy_device,
+            exploration_type=ExplorationType.RANDOM,
+            auto_register_policy_transforms=False,
+        )
+        self._iterator = iter(self.collector)
+        self._running = torch.zeros(
+            self.env.batch_size[0], len(self.reward_keys), dtype=torch.float64
+        )
+        if self._restore is not None:
+            self._apply(self._restore)
+            self._restore = None
+
+    def __iter__(self) -> Iterator[TensorDictBase]:
+        for _ in range(self.batches_per_epoch):
+            if self.done:
+                return
+            if self.collector is None:
+                self._start()
+            yield self._collect()
+
+    def _collect(self) -> TensorDictBase:
+        assert self._iterator is not None
+        started = time.perf_counter()
+        if self.on_collect:
+            self.on_collect(True)
+        try:
+            batch = next(self._iterator)
+        finally:
+            if self.on_collect:
+                self.on_collect(False)
+        self.batches += 1
+        self.frames += batch.numel()
+        if self.inject_nan_at_batch is not None and self.batches == self.inject_nan_at_batch:
+            for key in self.reward_keys.values():
+                reward = batch.get(("next", *_tuple(key)))
+                reward[..., 0, 0] = float("nan")
+        self._track_episodes(batch)
+        self.last_rate = batch.numel() / max(time.perf_counter() - started, 1e-9)
+        return batch
+
+    def _track_episodes(self, batch: TensorDictBase) -> None:
+        """Accumulate per-env rewards; completed episodes' returns go to ``finished_returns``."""
+        assert self._running is not None
+        rewards = torch.stack(
+            [batch.get(("next", *_tuple(k)))[..., 0].double() for k in self.reward_keys.values()],
+            dim=-1,
+        ).cpu()
+        done = batch.get(("next", "done"))[..., 0].cpu()
+        for step in range(rewards.shape[1]):
+            self._running += rewards[:, step]
+            ended = done[:, step]
+            if ended.any():
+                self.finished_returns.extend(self._running[ended].clone())
+                self._running[ended] = 0.0
+
+    def pop_finished(self) -> dict[str, float]:
+        """Mean return of the episodes completed since the last call, per reward key."""
+        if not self.finished_returns:
+            return {}
+        stacked = torch.stack(self.finished_returns)
+        self.finished_returns = []
+        out = {
+            f"episode_reward/{name}": float(stacked[:, i].mean())
+            for i, name in enumerate(self.reward_keys)
+        }
+        out["episodes"] = float(len(stacked))
+        return out
+
+    # ---- exact resume
+    def state_dict(self) -> dict[str, Any]:
+        env_state = (
+            self.env.env_state_dict()
+            if self.env is not None and hasattr(self.env, "env_state_dict")
+            else None
+        )
+        return {
+            "frames": self.frames,
+            "batches": self.batches,
+            "env": env_state,
+            "running": None if self._running is None else self._running.clone(),
+            "finished": [r.clone() for r in self.finished_returns],
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.frames, self.batches = int(state["frames"]), int(state["batches"])
+        self.finished_returns = list(state["finished"])
+        if self.collector is None:
+            self._restore = state
+        else:
+            self._apply(state)
+
+    def _apply(self, state: dict[str, Any]) -> None:
+        """Put the env and the collector's carrier back where the checkpoint left them."""
+        assert self.env is not None and self.collector is not None
+        if state["env"] is not None:
+            self.env.load_env_state_dict(state["env"])
+            self.collector._carrier.update(self.env.current_observation())
+        if state["running"] is not None:
+            self._running = state["running"].clone()
+        torch.set_rng_state(state["torch_rng"])
+
+    def shutdown(self) -> None:
+        if self.collector is not None:
+            self.collector.shutdown()
+            self.collector = None
+
+
+def _tuple(key: Any) -> tuple:
+    return key if isinstance(key, tuple) else (key,)

@@ -1,0 +1,143 @@
+"""``MARLSystem``: the LightningModule that ``Trainer.fit`` runs — all learners on one collector.
+
+Each training step takes one collected batch: every learning group observes it and runs its updates
+(manual optimisation). Each validation step runs the injected evaluator (deterministic policy on the
+evaluation split). Checkpoints carry the learners, optimisers (Lightning), replay buffers, the env's
+portfolio state, RNGs and counters, so ``ckpt_path=`` resumes exactly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from tensordict import TensorDictBase
+from tensordict.nn import TensorDictModuleBase
+from torch import nn
+from torch.utils.data import DataLoader
+
+from grandmodel.agents.base import Algorithm
+from grandmodel.errors import GrandModelError
+from grandmodel.training.data_source import CollectorSource
+
+Evaluator = Callable[[TensorDictModuleBase], dict[str, float]]
+
+
+class MARLSystem(pl.LightningModule):
+    """Learners by group name, the joint acting policy, the collector source and an evaluator.
+
+    ``fixed`` holds the modules of the roles that do not learn (so they move with the system);
+    ``policy`` is the joint acting policy over all roles, made of those and the learners' policies.
+    """
+
+    def __init__(
+        self,
+        learners: dict[str, Algorithm],
+        fixed: dict[str, nn.Module],
+        policy: TensorDictModuleBase,
+        source: CollectorSource,
+        evaluator: Evaluator | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.learners = nn.ModuleDict(learners)
+        self.fixed = nn.ModuleDict(fixed)  # roles acting by baseline or frozen checkpoint
+        object.__setattr__(
+            self, "policy", policy
+        )  # built from the modules above; not registered twice
+        self.source = source
+        self.evaluator = evaluator
+        self.config = config or {}
+        self.history: list[
+            dict[str, float]
+        ] = []  # one row per logged batch / evaluation (for curves)
+        self._started = time.perf_counter()
+
+    # ---- Lightning plumbing
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        return [opt for learner in self.learners.values() for opt in learner.make_optimizers()]
+
+    def on_train_start(self) -> None:
+        """Hand each learner Lightning's wrappers of its optimisers (precision plugins, step counts)."""
+        wrapped = self.optimizers()
+        wrapped = wrapped if isinstance(wrapped, list) else [wrapped]
+        offset = 0
+        for learner in self.learners.values():
+            n = len(learner.make_optimizers())
+            learner.use_optimizers(wrapped[offset : offset + n])
+            offset += n
+
+    # Each ``iter(DataLoader)`` draws a base seed; their own generators keep that draw off the global
+    # RNG, which exact resumption restores.
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(
+            self.source, batch_size=None, collate_fn=_identity, generator=torch.Generator()
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader([0], batch_size=None, collate_fn=_identity, generator=torch.Generator())
+
+    def transfer_batch_to_device(
+        self, batch: Any, device: torch.device, dataloader_idx: int
+    ) -> Any:
+        return batch.to(device) if isinstance(batch, TensorDictBase) else batch
+
+    # ---- training and evaluation
+    def training_step(self, batch: TensorDictBase, batch_idx: int) -> None:
+        progress = min(self.source.frames / max(self.source.total_frames, 1), 1.0)
+        row: dict[str, float] = {}
+        for name, learner in self.learners.items():
+            learner.observe(batch)
+            for key, value in learner.learn(progress).items():
+                row[f"{name}/{key}"] = value
+        row.update({f"train/{k}": v for k, v in self.source.pop_finished().items()})
+        row["frames"] = float(self.source.frames)
+        row["fps"] = self.source.frames / max(time.perf_counter() - self._started, 1e-9)
+        self.log_dict(
+            {k: v for k, v in row.items() if k != "fps"}, on_step=True, on_epoch=False, batch_size=1
+        )
+        self.log("fps", row["fps"], prog_bar=True, on_step=True, on_epoch=False, batch_size=1)
+        self.history.append(row)
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        if self.evaluator is None:
+            return
+        metrics = {f"val/{k}": v for k, v in self.evaluator(self.policy).items()}
+        metrics["frames"] = float(self.source.frames)
+        self.log_dict(metrics, prog_bar=False, batch_size=1)
+        if metrics:
+            key = next((k for k in metrics if k.endswith("sharpe")), next(iter(metrics)))
+            self.log(key.split("/", 1)[1], metrics[key], prog_bar=True, batch_size=1, logger=False)
+        self.history.append(metrics)
+
+    # ---- checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Full checkpoints also carry replay buffers, env state and RNGs; weights-only ones
+        (the best policy) carry the config and history."""
+        extra: dict[str, Any] = {"config": self.config, "history": self.history}
+        if "optimizer_states" in checkpoint:
+            extra["source"] = self.source.state_dict()
+            extra["learners"] = {
+                name: learner.extra_state() for name, learner in self.learners.items()
+            }
+        checkpoint["grandmodel"] = extra
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        extra = checkpoint["grandmodel"]
+        if "source" not in extra:
+            raise GrandModelError(
+                "this checkpoint holds weights only (a best-policy checkpoint); resume from last.ckpt"
+            )
+        for name, learner in self.learners.items():
+            learner.prepare_for_loading()
+            learner.load_extra_state(extra["learners"][name])
+        self.source.load_state_dict(extra["source"])
+        self.history = list(extra.get("history", []))
+
+
+def _identity(item: Any) -> Any:
+    return item

@@ -1,0 +1,125 @@
+"""``python -m grandmodel.train`` as a user runs it: every agent, CSV data, MLflow contents, guards."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import es_bars, write_csv
+
+
+def _runs(outputs: Path):
+    client = MlflowClient(f"sqlite:///{outputs}/mlflow.db")
+    experiment = client.get_experiment_by_name("grandmodel")
+    return client, client.search_runs([experiment.experiment_id]) if experiment else []
+
+
+@pytest.mark.parametrize("agent", ["marl", "ppo", "sac", "dqn"])
+def test_smoke_training_for_each_agent_is_tracked_in_mlflow(cli, outputs: Path, agent: str) -> None:
+    result = cli("grandmodel.train", "experiment=smoke", f"agent={agent}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Evaluation of the" in result.stdout and "MLflow run" in result.stdout
+    client, runs = _runs(outputs)
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    assert run.data.params["agent.name"] == agent and run.data.params["seed"] == "0"
+    assert {"git_commit", "data_hash", "seed"} <= set(run.data.tags)
+    learners = {
+        "marl": ["strategic", "tactical", "risk"],
+        "ppo": ["strategic"],
+        "sac": ["tactical"],
+        "dqn": ["risk"],
+    }[agent]
+    metrics = set(run.data.metrics)
+    for role in learners:
+        assert any(k.startswith(f"{role}/") for k in metrics), (role, sorted(metrics))
+    assert {"val/sharpe", "val/max_drawdown", "val/mean_reward", "final/test/sharpe"} <= metrics
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {
+        "config.yaml",
+        "learning_curves.png",
+        "norm_stats.json",
+        "evaluation.md",
+        "checkpoints",
+    } <= artifacts
+    assert run.info.run_id in result.stdout
+
+
+def test_training_on_a_csv_file(cli, outputs: Path, tmp_path: Path) -> None:
+    path = write_csv(es_bars(days=14, vol=5e-4), tmp_path / "es_bars.csv")
+    result = cli(
+        "grandmodel.train", "experiment=smoke", "data=csv", f"data.path={path}", "agent=dqn"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    _, runs = _runs(outputs)
+    assert runs[0].data.params["data.path"] == str(path) and "val/sharpe" in runs[0].data.metrics
+
+
+def test_a_nan_in_a_batch_stops_cleanly_and_keeps_the_last_good_checkpoint(
+    cli, outputs: Path
+) -> None:
+    result = cli("grandmodel.train", "experiment=smoke", "callbacks.inject_nan_at_batch=3")
+    assert result.returncode == 3, result.stderr[-3000:]
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "training stopped" in lines[0] and "non-finite" in lines[0], (
+        result.stderr[-2000:]
+    )
+    assert "Traceback" not in result.stderr
+    last = Path(lines[0].split("last good checkpoint: ", 1)[1].strip())
+    assert last.is_file()
+    _, runs = _runs(outputs)
+    assert runs[0].info.status == "FAILED"
+
+
+def test_unreachable_tracking_store_falls_back_to_a_local_record(cli, outputs: Path) -> None:
+    result = cli(
+        "grandmodel.train",
+        "experiment=smoke",
+        "agent=dqn",
+        "logger.tracking_uri=http://127.0.0.1:9",
+        "logger.connect_timeout=1",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "cannot be used" in result.stderr
+    assert list(outputs.glob("runs/*/metrics/metrics.csv"))
+
+
+class _Exploit:
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_tampered_checkpoint_is_refused_without_running_code(cli, tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    exploit = _Exploit()
+    exploit.marker = marker
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(pickle.dumps({"state_dict": exploit}))
+    result = cli("grandmodel.train", "experiment=smoke", f"ckpt_path={bad}")
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"error: {bad}: not a loadable GrandModel checkpoint")
+    )
+    assert not marker.exists()
+
+
+def test_frozen_checkpoint_drives_a_role_that_does_not_learn(cli, outputs: Path) -> None:
+    first = cli("grandmodel.train", "experiment=smoke", "agent=ppo")
+    assert first.returncode == 0, first.stderr[-3000:]
+    checkpoint = next(outputs.glob("runs/*/checkpoints/last.ckpt"))
+    second = cli(
+        "grandmodel.train", "experiment=smoke", "agent=sac", f"agent.frozen.strategic={checkpoint}"
+    )
+    assert second.returncode == 0, second.stderr[-3000:]
+    wrong = cli(
+        "grandmodel.train", "experiment=smoke", "agent=sac", f"agent.frozen.risk={checkpoint}"
+    )
+    assert wrong.returncode == 2 and "the risk agent did not learn in that run" in wrong.stderr

@@ -263,6 +263,13 @@ class SyntheticConfig:
         return out
 
 
+def _stamp(text: str) -> pd.Timestamp | None:
+    try:
+        return pd.Timestamp(text)
+    except ValueError:
+        return None
+
+
 @dataclass
 class DataConfig:
     """Where bars come from, how they are checked, resampled, split and cut into episodes.
@@ -274,6 +281,8 @@ class DataConfig:
     name: str = "synthetic"
     source: Source = Source.synthetic
     path: str | None = None
+    start: str | None = None  # keep bars opening at or after this time (data timezone)
+    end: str | None = None  # ... and before this one
     timezone: str = "America/Chicago"
     bar_stamp: BarStamp = BarStamp.open
     on_duplicate: DuplicatePolicy = DuplicatePolicy.error
@@ -300,6 +309,24 @@ class DataConfig:
                 bool(self.path),
                 "path",
                 "expected the path of an OHLCV CSV or Parquet file (data.path=...)",
+            )
+        for name in ("start", "end"):
+            value = getattr(self, name)
+            if value is not None:
+                try:
+                    pd.Timestamp(value)
+                except ValueError:
+                    out += [(name, f"expected a date or time like '2023-06-01', got {value!r}")]
+        if (
+            self.start
+            and self.end
+            and _stamp(self.start) is not None
+            and _stamp(self.end) is not None
+        ):
+            out += check(
+                _stamp(self.start) < _stamp(self.end),
+                "end",
+                f"must be after start ({self.start}), got {self.end}",
             )
         try:
             ZoneInfo(self.timezone)

@@ -137,7 +137,7 @@ class RewardConfig:
 
     name: str = "default"
     profit_weight: float = 1.0
-    transaction_cost: float = 0.001
+    transaction_cost: float = 0.0
     risk_penalty: float = 0.5
     max_drawdown_penalty: float = 1.0
     sharpe_bonus: float = 0.2

@@ -15,6 +15,7 @@ from grandmodel.config.curriculum import CurriculumConfig
 from grandmodel.config.data import DataConfig
 from grandmodel.config.env import EnvConfig, RewardConfig
 from grandmodel.config.paths import PathsConfig
+from grandmodel.config.tools import BacktestConfig, EvaluateConfig
 from grandmodel.config.training import CallbacksConfig, LoggerConfig, TrainerConfig
 
 
@@ -63,5 +64,7 @@ def register_configs() -> None:
         OmegaConf.register_new_resolver("gm.root", lambda: str(PROJECT_ROOT))
     cs = ConfigStore.instance()
     cs.store(name="root_schema", node=RootConfig)
+    cs.store(name="evaluate_schema", node=EvaluateConfig)
+    cs.store(name="backtest_schema", node=BacktestConfig)
     for group, schema in GROUP_SCHEMAS.items():
         cs.store(group=group, name=f"{group}_schema", node=schema)

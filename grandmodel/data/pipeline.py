@@ -42,15 +42,19 @@ class Tables:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def prepare_data(cfg: DictConfig) -> MarketData:
-    """Build :class:`MarketData` from the composed config (root config with ``data`` and ``paths``)."""
-    return prepare(cfg)[1]
+def prepare_data(cfg: DictConfig, norm: dict[str, NormStats] | None = None) -> MarketData:
+    """Build :class:`MarketData` from the composed config (root config with ``data`` and ``paths``).
+
+    ``norm``: a trained model's normalisation statistics, used instead of fitting new ones (so a
+    model sees other data exactly as it saw its training data).
+    """
+    return prepare(cfg, norm)[1]
 
 
-def prepare(cfg: DictConfig) -> tuple[Tables, MarketData]:
+def prepare(cfg: DictConfig, norm: dict[str, NormStats] | None = None) -> tuple[Tables, MarketData]:
     """Prepared tables and ``MarketData``; the tables are cached only once everything has passed."""
     tables = load_tables(cfg)
-    data = assemble(tables, cfg.data)
+    data = assemble(tables, cfg.data, norm)
     if tables.info["cache"] == "miss":
         _write_cache(Path(cfg.paths.cache_dir) / tables.info["key"], tables.frames, tables.info)
     return tables, data
@@ -141,7 +145,31 @@ def _compute_tables(
             on_invalid_row=_text(data_cfg.on_invalid_row),
         )
     base.index = base.index.as_unit("ns")
+    base = _date_range(base, data_cfg, source)
     return build_tables(base, size), info
+
+
+def _date_range(base: pd.DataFrame, data_cfg: DictConfig, source: str) -> pd.DataFrame:
+    """Bars opening in ``[data.start, data.end)`` (timestamps read in the data's timezone)."""
+    if not data_cfg.get("start") and not data_cfg.get("end"):
+        return base
+    tz = str(data_cfg.timezone)
+    keep = np.ones(len(base), dtype=bool)
+    if data_cfg.get("start"):
+        keep &= base.index >= _localized(str(data_cfg.start), tz)
+    if data_cfg.get("end"):
+        keep &= base.index < _localized(str(data_cfg.end), tz)
+    if not keep.any():
+        first, last = base.index[0], base.index[-1]
+        raise DataError(
+            f"{source}: no bars between data.start={data_cfg.start} and data.end={data_cfg.end} (the data covers {first} to {last})"
+        )
+    return base[keep]
+
+
+def _localized(text: str, tz: str) -> pd.Timestamp:
+    stamp = pd.Timestamp(text)
+    return stamp.tz_convert(tz) if stamp.tzinfo is not None else stamp.tz_localize(tz)
 
 
 def build_tables(base: pd.DataFrame, size: dict[str, pd.Timedelta]) -> dict[str, pd.DataFrame]:
@@ -181,8 +209,10 @@ def _write_cache(folder: Path, frames: dict[str, pd.DataFrame], info: dict[str, 
         raise
 
 
-def assemble(tables: Tables, data_cfg: DictConfig) -> MarketData:
-    """Alignment, splits, train-only normalisation and tensors."""
+def assemble(
+    tables: Tables, data_cfg: DictConfig, given_norm: dict[str, NormStats] | None = None
+) -> MarketData:
+    """Alignment, splits, train-only normalisation (or ``given_norm``) and tensors."""
     frames, size = tables.frames, sizes(data_cfg)
     window = {
         "strategic": int(data_cfg.window.strategic),

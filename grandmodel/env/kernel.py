@@ -120,13 +120,14 @@ class StepKernel:
         trades, wins, win_rate = self._record(
             fill.ends_trade, trade_pnl, s["trades"], s["wins"], s["win_rate"]
         )
+        closed_at_fill = torch.where(fill.ends_trade, trade_pnl, float("nan"))
         trade_pnl = torch.where(fill.ends_trade, 0.0, trade_pnl) - fill.opened * unit
 
         # protective stop on the base bars up to the next decision; a gap through it fills at the open
         stop = stop_levels(fill.position, price, stop_distance)
         bars = self.step_bars[t]
         valid = self.slots < self.step_count[t].unsqueeze(1)
-        hit, _, stop_price = first_stop_hit(
+        hit, stop_slot, stop_price = first_stop_hit(
             fill.position,
             stop,
             self.base_open[bars],
@@ -139,7 +140,9 @@ class StepKernel:
         closing = apply_fill(fill.position, fill.avg_price, stop_qty, stop_price, p.multiplier)
         trade_pnl = trade_pnl + closing.realised - closing.closed * stop_unit
         trades, wins, win_rate = self._record(hit, trade_pnl, trades, wins, win_rate)
+        closed_at_stop = torch.where(hit, trade_pnl, float("nan"))
         trade_pnl = torch.where(hit, 0.0, trade_pnl)
+        stop_bar = torch.where(hit, bars.gather(1, stop_slot.unsqueeze(1)).squeeze(1), -1)
         position = closing.position
 
         # mark to market at the close of the next tactical bar
@@ -156,9 +159,10 @@ class StepKernel:
         exposure = position.abs() * mark * p.multiplier / equity
         turnover = (qty.abs() * price + stop_qty.abs() * stop_price) * p.multiplier / s["equity"]
         drawdown_step = max_drawdown - s["max_drawdown"]
-        terms = torch.stack(
-            (ret, turnover, exposure * self.sigma[nxt], drawdown_step, sharpe), dim=1
-        )
+        # risk: the variance of the step's equity return, (exposure·σ)², i.e. a mean-variance utility;
+        # the seed's linear exposure·σ per step would outweigh any achievable per-step edge ~30x
+        variance = (exposure * self.sigma[nxt]) ** 2
+        terms = torch.stack((ret, turnover, variance, drawdown_step, sharpe), dim=1)
         rewards = ((terms @ self.term_weights) * p.reward_scale).to(torch.float32)
 
         started = (fill.ends_trade & (fill.position != 0)) | (
@@ -200,6 +204,9 @@ class StepKernel:
             "traded": qty,
             "fill_price": price,
             "stop_hit": hit,
+            "stop_bar": stop_bar,
+            "closed_fill_pnl": closed_at_fill,
+            "closed_stop_pnl": closed_at_stop,
             "stop_price": stop_price,
             "terms": terms,
         }

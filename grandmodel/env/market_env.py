@@ -136,17 +136,13 @@ class MarketEnv(EnvBase):
         ``check_env_specs`` in the tests), and per-entry validation would cost more than the step.
         """
         stepped = "rewards" in out
-        zero = None if stepped else torch.zeros_like(s["equity"])
         info = {
             "equity": s["equity"], "position": s["position"], "realised": s["realised"],
             "unrealised": out["unrealised"], "costs": s["costs"], "mark": out["mark"],
             "drawdown": out["drawdown"], "t": out["t"], "trades": s["trades"], "wins": s["wins"],
             "direction": s["direction"],
-            "step_cost": out["step_cost"] if stepped else zero, "traded": out["traded"] if stepped else zero,
-            "fill_price": out["fill_price"] if stepped else zero,
-            "stop_price": out["stop_price"] if stepped else zero,
-            "stop_hit": out["stop_hit"] if stepped else torch.zeros_like(s["trades"], dtype=torch.bool),
         }  # fmt: skip
+        info |= {k: out[k] for k in STEP_INFO} if stepped else _no_transition(s["equity"])
         info = {key: value.unsqueeze(1) for key, value in info.items()}
         info["terms"] = (
             out["terms"]
@@ -187,3 +183,25 @@ class MarketEnv(EnvBase):
         zeros = torch.zeros((self.n, 1), dtype=torch.bool, device=self.device)
         out.update({"done": zeros, "terminated": zeros.clone(), "truncated": zeros.clone()})
         return out
+
+
+STEP_INFO = (
+    "step_cost",
+    "traded",
+    "fill_price",
+    "stop_price",
+    "stop_hit",
+    "stop_bar",
+    "closed_fill_pnl",
+    "closed_stop_pnl",
+)
+
+
+def _no_transition(like: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-transition info after a reset, when nothing has traded yet."""
+    zero, nan = torch.zeros_like(like), torch.full_like(like, float("nan"))
+    return {
+        "step_cost": zero, "traded": zero, "fill_price": zero, "stop_price": zero,
+        "stop_hit": torch.zeros_like(like, dtype=torch.bool), "stop_bar": torch.full_like(like, -1, dtype=torch.int64),
+        "closed_fill_pnl": nan, "closed_stop_pnl": nan,
+    }  # fmt: skip

@@ -21,8 +21,15 @@ RISK_FEATURES = (
 )
 INFO_FLOAT = (
     "equity", "position", "realised", "unrealised", "costs", "step_cost", "traded", "fill_price", "stop_price", "mark", "drawdown",
+    "closed_fill_pnl", "closed_stop_pnl",  # net PnL of a round trip closed by the fill / by the stop (NaN: none)
 )  # fmt: skip
-INFO_INT = ("t", "trades", "wins", "direction")
+INFO_INT = (
+    "t",
+    "trades",
+    "wins",
+    "direction",
+    "stop_bar",
+)  # stop_bar: base bar where the stop filled (-1: none)
 N_TERMS = 5
 
 

@@ -38,42 +38,25 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise GrandModelError(f"{path}: checkpoint not found")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
+    except Exception as exc:  # any unpickling refusal is reported the same way
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise GrandModelError(f"{path}: not a loadable GrandModel checkpoint ({first})") from None
 
 
-def frozen_learner(path: str | Path, role: str, group: GroupSpec) -> Algorithm:
-    """The ``role`` learner of an earlier run's checkpoint, with its trained weights."""
-    checkpoint = load_checkpoint(path)
-    config = OmegaConf.create(checkpoint.get("grandmodel", {}).get("config", {}))
-    if role not in config.get("agent", {}):
-        raise GrandModelError(f"{path}: checkpoint has no configuration for the {role} agent")
-    learner = build_learner(config.agent[role], group)
+def _weights(state_dict: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
+
+
+def _trained(cfg: Any, group: GroupSpec, weights: dict[str, torch.Tensor]) -> Algorithm:
+    learner = build_learner(cfg, group)
     learner.prepare_for_loading()
-    prefix = f"learners.{role}."
-    weights = {
-        k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)
-    }
-    if not weights:
-        raise GrandModelError(
-            f"{path}: the {role} agent did not learn in that run (no weights under {prefix})"
-        )
     learner.load_state_dict(weights)
-    learner.eval()
-    return learner
+    return learner.eval()
 
 
-def build_policies(
-    cfg: DictConfig, groups: dict[str, GroupSpec], feature_names: tuple[str, ...]
-) -> tuple[dict[str, Algorithm], dict[str, nn.Module], TensorDictSequential]:
-    """(learners, fixed modules, joint policy) for the market roles as ``cfg.agent`` says."""
-    agent = cfg.agent
-    learners: dict[str, Algorithm] = {}
-    fixed: dict[str, nn.Module] = {}
-    steps: list[TensorDictModuleBase] = []
-    base = agent.baselines
-    params = {
+def _baseline_params(cfg: DictConfig) -> dict[str, dict[str, float]]:
+    base = cfg.agent.baselines
+    return {
         "tactical": {
             "timing": 1.0,
             "stop": float(base.tactical_stop),
@@ -81,18 +64,81 @@ def build_policies(
         },
         "risk": {"level": int(base.risk_level)},
     }
+
+
+def frozen_learner(
+    path: str | Path, role: str, group: GroupSpec
+) -> tuple[Algorithm, dict[str, Any]]:
+    """The ``role`` learner of an earlier run's checkpoint with its trained weights, and its config."""
+    checkpoint = load_checkpoint(path)
+    config = OmegaConf.create(checkpoint.get("grandmodel", {}).get("config", {}))
+    if role not in config.get("agent", {}):
+        raise GrandModelError(f"{path}: checkpoint has no configuration for the {role} agent")
+    prefix = f"learners.{role}."
+    weights = _weights(checkpoint["state_dict"], prefix)
+    if not weights:
+        raise GrandModelError(
+            f"{path}: the {role} agent did not learn in that run (no weights under {prefix})"
+        )
+    role_cfg = OmegaConf.to_container(config.agent[role], resolve=True)
+    return _trained(OmegaConf.create(role_cfg), group, weights), role_cfg  # type: ignore[return-value]
+
+
+def build_policies(
+    cfg: DictConfig, groups: dict[str, GroupSpec], feature_names: tuple[str, ...]
+) -> tuple[dict[str, Algorithm], dict[str, nn.Module], TensorDictSequential, dict[str, Any]]:
+    """(learners, fixed modules, joint policy, configs of frozen roles) as ``cfg.agent`` says."""
+    agent = cfg.agent
+    learners: dict[str, Algorithm] = {}
+    fixed: dict[str, nn.Module] = {}
+    frozen: dict[str, Any] = {}
+    steps: list[TensorDictModuleBase] = []
+    params = _baseline_params(cfg)
     for role in ROLES:
         if role in agent.learn:
             learners[role] = build_learner(agent[role], groups[role])
             steps.append(learners[role].exploration_policy())
-        elif agent.frozen[role]:
-            fixed[role] = Deterministic(
-                frozen_learner(agent.frozen[role], role, groups[role]).exploration_policy()
-            )
-            steps.append(fixed[role])
+            continue
+        if agent.frozen[role]:
+            learner, frozen[role] = frozen_learner(agent.frozen[role], role, groups[role])
+            fixed[role] = Deterministic(learner.exploration_policy())
         else:
             fixed[role] = baseline_policy(
-                role, str(base[role]), feature_names, **params.get(role, {})
+                role, str(agent.baselines[role]), feature_names, **params.get(role, {})
             )
-            steps.append(fixed[role])
-    return learners, fixed, TensorDictSequential(*steps)
+        steps.append(fixed[role])
+    return learners, fixed, TensorDictSequential(*steps), frozen
+
+
+def restore_policy(
+    checkpoint: dict[str, Any], groups: dict[str, GroupSpec], feature_names: tuple[str, ...]
+) -> tuple[dict[str, Algorithm], TensorDictSequential]:
+    """The trained joint policy of a checkpoint (learners and frozen roles with their weights,
+    other roles by their baselines), acting deterministically. Returns (learners, policy)."""
+    extra = checkpoint.get("grandmodel", {})
+    cfg = OmegaConf.create(extra.get("config", {}))
+    frozen = extra.get("frozen", {})
+    params = _baseline_params(cfg)
+    learners: dict[str, Algorithm] = {}
+    steps: list[TensorDictModuleBase] = []
+    for role in ROLES:
+        if role in cfg.agent.learn:
+            learners[role] = _trained(
+                cfg.agent[role],
+                groups[role],
+                _weights(checkpoint["state_dict"], f"learners.{role}."),
+            )
+            steps.append(Deterministic(learners[role].exploration_policy()))
+        elif role in frozen:  # stored as the frozen learner's acting policy
+            acting = build_learner(
+                OmegaConf.create(frozen[role]), groups[role]
+            ).exploration_policy()
+            acting.load_state_dict(_weights(checkpoint["state_dict"], f"fixed.{role}.module."))
+            steps.append(Deterministic(acting.eval()))
+        else:
+            steps.append(
+                baseline_policy(
+                    role, str(cfg.agent.baselines[role]), feature_names, **params.get(role, {})
+                )
+            )
+    return learners, TensorDictSequential(*steps)

@@ -55,7 +55,7 @@ def build_system(cfg: DictConfig, data: MarketData, evaluator: Evaluator | None)
     """Env, learners, joint policy, collector source and the LightningModule around them."""
     env = MarketEnv(data, cfg, split="train", mode="train", seed=int(cfg.seed))
     groups = group_specs(env)
-    learners, fixed, policy = build_policies(cfg, groups, data.strategic.feature_names)
+    learners, fixed, policy, frozen = build_policies(cfg, groups, data.strategic.feature_names)
     trainer = cfg.trainer
     frames_per_batch = max(env.n, (int(trainer.frames_per_batch) // env.n) * env.n)
     batches_per_epoch = max(1, int(trainer.eval_every_frames) // frames_per_batch)
@@ -76,7 +76,9 @@ def build_system(cfg: DictConfig, data: MarketData, evaluator: Evaluator | None)
         inject_nan_at_batch=cfg.callbacks.inject_nan_at_batch,
     )
     config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-    return MARLSystem(learners, fixed, policy, source, evaluator, config=config)  # type: ignore[arg-type]
+    system = MARLSystem(learners, fixed, policy, source, evaluator, config=config)  # type: ignore[arg-type]
+    system.model_info = {"norm": {k: v.to_dict() for k, v in data.norm.items()}, "frozen": frozen}
+    return system
 
 
 def _device(cfg: DictConfig) -> torch.device:
@@ -103,9 +105,13 @@ def run_training(
         "agent": str(cfg.agent.name),
         "seed": int(cfg.seed),
         "task": str(cfg.task_name),
+        "kind": "training",
+        "output_dir": str(output_dir.resolve()),
         **{f"tag.{t}": "1" for t in cfg.tags},
     }
     tracking = start_tracking(cfg, output_dir, tags, parent_run_id)
+    if tracking.run_id:
+        (output_dir / "mlflow_run_id").write_text(tracking.run_id)
     OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
     save_norm(data.norm, output_dir / "norm_stats.json")
     mode = "min" if str(cfg.optimized_metric).endswith(("drawdown", "loss")) else "max"

@@ -52,6 +52,9 @@ class MARLSystem(pl.LightningModule):
         self.source = source
         self.evaluator = evaluator
         self.config = config or {}
+        self.model_info: dict[
+            str, Any
+        ] = {}  # what deployment needs with the weights (norm stats, frozen configs)
         self.history: list[
             dict[str, float]
         ] = []  # one row per logged batch / evaluation (for curves)
@@ -97,28 +100,42 @@ class MARLSystem(pl.LightningModule):
         row.update({f"train/{k}": v for k, v in self.source.pop_finished().items()})
         row["frames"] = float(self.source.frames)
         row["fps"] = self.source.frames / max(time.perf_counter() - self._started, 1e-9)
-        self.log_dict(
-            {k: v for k, v in row.items() if k != "fps"}, on_step=True, on_epoch=False, batch_size=1
+        self._record(row)
+        self.log(
+            "fps",
+            row["fps"],
+            prog_bar=True,
+            on_step=True,
+            on_epoch=False,
+            batch_size=1,
+            logger=False,
         )
-        self.log("fps", row["fps"], prog_bar=True, on_step=True, on_epoch=False, batch_size=1)
-        self.history.append(row)
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         if self.evaluator is None:
             return
         metrics = {f"val/{k}": v for k, v in self.evaluator(self.policy).items()}
-        metrics["frames"] = float(self.source.frames)
-        self.log_dict(metrics, prog_bar=False, batch_size=1)
-        if metrics:
-            key = next((k for k in metrics if k.endswith("sharpe")), next(iter(metrics)))
-            self.log(key.split("/", 1)[1], metrics[key], prog_bar=True, batch_size=1, logger=False)
-        self.history.append(metrics)
+        self.log_dict(metrics, batch_size=1, logger=False)  # for checkpointing and early stopping
+        key = next((k for k in metrics if k.endswith("sharpe")), next(iter(metrics)))
+        self.log(key.split("/", 1)[1], metrics[key], prog_bar=True, batch_size=1, logger=False)
+        self._record({**metrics, "frames": float(self.source.frames)})
+
+    def _record(self, row: dict[str, float]) -> None:
+        """Send a row to the run's logger with frames as the step, and keep it for the curves.
+
+        (Straight to the logger: Lightning would re-log a step metric's last value on later steps.)
+        """
+        self.history.append(row)
+        if self._trainer is not None and self.logger is not None:
+            self.logger.log_metrics(
+                {k: v for k, v in row.items() if k != "frames"}, step=int(self.source.frames)
+            )
 
     # ---- checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Full checkpoints also carry replay buffers, env state and RNGs; weights-only ones
         (the best policy) carry the config and history."""
-        extra: dict[str, Any] = {"config": self.config, "history": self.history}
+        extra: dict[str, Any] = {"config": self.config, "history": self.history, **self.model_info}
         if "optimizer_states" in checkpoint:
             extra["source"] = self.source.state_dict()
             extra["learners"] = {

@@ -1,0 +1,91 @@
+"""Schemas of the evaluation and backtest entry points (``conf/evaluate.yaml``, ``conf/backtest.yaml``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from omegaconf import MISSING
+
+from grandmodel.config.base import Problem, check
+from grandmodel.config.data import DataConfig
+from grandmodel.config.paths import PathsConfig
+from grandmodel.config.training import LoggerConfig
+
+
+@dataclass
+class EvaluateConfig:
+    """``python -m grandmodel.evaluate run=<run dir | MLflow run id | checkpoint> split=test episodes=N``."""
+
+    task_name: str = "evaluate"
+    run: str = MISSING
+    split: str = "test"
+    episodes: int = 0  # 0 = every window of the split
+    trials: int = (
+        0  # configurations tried (Deflated Sharpe); 0 = count the runs in the MLflow experiment
+    )
+    counterfactual: bool = True
+    seed: int = 0
+    data: DataConfig | None = None  # another data source than the model's (features must match)
+    paths: PathsConfig = MISSING
+    logger: LoggerConfig = MISSING
+
+    def problems(self) -> list[Problem]:
+        out = check(
+            self.split in ("train", "val", "test"),
+            "split",
+            f"expected train, val or test, got {self.split!r}",
+        )
+        out += check(self.episodes >= 0, "episodes", f"must be >= 0, got {self.episodes}")
+        out += check(self.trials >= 0, "trials", f"must be >= 0, got {self.trials}")
+        return out
+
+
+@dataclass
+class WalkForwardConfig:
+    """Rolling out-of-sample test: ``folds`` test windows, each after an expanding training window."""
+
+    folds: int = 0  # 0 = no walk-forward, a single backtest
+    runs: list[str] = field(
+        default_factory=list
+    )  # one trained run per fold to load instead of training
+    total_frames: int | None = (
+        None  # training budget per fold (default: the run's trainer.total_frames)
+    )
+
+    def problems(self) -> list[Problem]:
+        out = check(
+            self.folds == 0 or self.folds >= 2, "folds", f"must be 0 or >= 2, got {self.folds}"
+        )
+        out += check(
+            not self.runs or len(self.runs) == self.folds,
+            "runs",
+            f"expected one run per fold ({self.folds}), got {len(self.runs)}",
+        )
+        if self.total_frames is not None:
+            out += check(
+                self.total_frames >= 1, "total_frames", f"must be >= 1, got {self.total_frames}"
+            )
+        return out
+
+
+@dataclass
+class BacktestConfig:
+    """``python -m grandmodel.backtest run=... [data=...] start=... end=... initial_capital=100000``."""
+
+    task_name: str = "backtest"
+    run: str = MISSING
+    start: str | None = None
+    end: str | None = None
+    initial_capital: float | None = None  # default: the run's env.initial_capital
+    seed: int = 0
+    data: DataConfig | None = None
+    walk_forward: WalkForwardConfig = field(default_factory=WalkForwardConfig)
+    paths: PathsConfig = MISSING
+    logger: LoggerConfig = MISSING
+
+    def problems(self) -> list[Problem]:
+        return check(
+            self.initial_capital is None or self.initial_capital > 0,
+            "initial_capital",
+            f"must be > 0, got {self.initial_capital}",
+        )

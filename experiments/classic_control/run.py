@@ -152,7 +152,7 @@ class Progress:
 
 def train(name: str, seed: int, frames: int | None) -> str:
     run = RUNS[name]
-    # every run: closing a torchrl SerialEnv (the end of the previous run) raises the count again
+    # every run: closing a torchrl SerialEnv (as the previous run ended) raises the count again
     torch.set_num_threads(1)
     cfg = OmegaConf.structured(run.cfg)
     budget = frames or run.budget
@@ -177,6 +177,7 @@ def train(name: str, seed: int, frames: int | None) -> str:
         seed=seed,
     )
     wall = time.perf_counter() - started
+    evaluator.env.close()  # now, rather than when garbage-collected in the middle of the next run
     curve = [
         (int(row["frames"]), row["val/mean_return"])
         for row in system.history

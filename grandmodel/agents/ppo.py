@@ -23,7 +23,11 @@ class PPO(Algorithm):
         super().__init__(cfg, group)
         g = group
         encoder = Encoder(tuple(g.observation_spec.shape), cfg.encoder, cfg.encoder_size)
-        shared = list(cfg.shared_layers)
+        shared = (
+            [int(cfg.hidden_size), int(cfg.hidden_size) // 2]
+            if cfg.get("hidden_size")
+            else list(cfg.shared_layers)
+        )
         trunk = nn.Sequential(
             encoder, mlp(encoder.out_features, shared, cfg.activation, cfg.dropout)
         )

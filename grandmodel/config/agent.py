@@ -77,6 +77,9 @@ class PPOConfig:
     normalize_advantage: bool = True
     encoder: str = "flatten"
     encoder_size: int = 32
+    hidden_size: int | None = (
+        None  # when set, shared_layers = [h, h // 2] (the seed's search space)
+    )
     shared_layers: list[int] = field(default_factory=lambda: [256, 128])
     policy_layers: list[int] = field(default_factory=lambda: [64, 32])
     value_layers: list[int] = field(default_factory=lambda: [64, 32])

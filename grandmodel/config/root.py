@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
@@ -15,7 +14,7 @@ from grandmodel.config.curriculum import CurriculumConfig
 from grandmodel.config.data import DataConfig
 from grandmodel.config.env import EnvConfig, RewardConfig
 from grandmodel.config.paths import PathsConfig
-from grandmodel.config.tools import BacktestConfig, EvaluateConfig
+from grandmodel.config.tools import BacktestConfig, EvaluateConfig, ParetoConfig
 from grandmodel.config.training import CallbacksConfig, LoggerConfig, TrainerConfig
 
 
@@ -27,6 +26,9 @@ class RootConfig:
     seed: int = 0
     tags: list[str] = field(default_factory=list)
     optimized_metric: str = "val/sharpe"
+    objectives: list[str] | None = (
+        None  # multi-objective sweeps: main returns these (final val metrics)
+    )
     ckpt_path: str | None = None
     agent: AgentGroupConfig = MISSING
     data: DataConfig = MISSING
@@ -37,7 +39,6 @@ class RootConfig:
     callbacks: CallbacksConfig = MISSING
     paths: PathsConfig = MISSING
     curriculum: CurriculumConfig | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
 
     def problems(self) -> list[Problem]:
         return check(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")
@@ -66,5 +67,6 @@ def register_configs() -> None:
     cs.store(name="root_schema", node=RootConfig)
     cs.store(name="evaluate_schema", node=EvaluateConfig)
     cs.store(name="backtest_schema", node=BacktestConfig)
+    cs.store(name="pareto_schema", node=ParetoConfig)
     for group, schema in GROUP_SCHEMAS.items():
         cs.store(group=group, name=f"{group}_schema", node=schema)

@@ -89,3 +89,32 @@ class BacktestConfig:
             "initial_capital",
             f"must be > 0, got {self.initial_capital}",
         )
+
+
+@dataclass
+class ParetoConfig:
+    """``python -m grandmodel.pareto experiment=<MLflow experiment> metrics=[...] directions=[...]``."""
+
+    task_name: str = "pareto"
+    experiment: str = "grandmodel"
+    metrics: list[str] = field(
+        default_factory=lambda: ["final/val/sharpe", "final/val/max_drawdown"]
+    )
+    directions: list[str] = field(default_factory=lambda: ["max", "min"])
+    sweep: str | None = None  # a sweep's parent run id: only its trials
+    paths: PathsConfig = MISSING
+    logger: LoggerConfig = MISSING
+
+    def problems(self) -> list[Problem]:
+        out = check(
+            len(self.metrics) in (2, 3),
+            "metrics",
+            f"expected two or three metrics, got {list(self.metrics)}",
+        )
+        out += check(
+            len(self.directions) == len(self.metrics)
+            and all(d in ("max", "min") for d in self.directions),
+            "directions",
+            f"expected one of max/min per metric ({len(self.metrics)}), got {list(self.directions)}",
+        )
+        return out

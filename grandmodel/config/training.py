@@ -109,8 +109,26 @@ class CheckpointConfig:
 
 
 @dataclass
+class PruningConfig:
+    """Sweeps: stop a trial below the median of its finished siblings at the same point (MLflow)."""
+
+    enabled: bool = True
+    min_siblings: int = 3
+    warmup_evals: int = 1
+
+    def problems(self) -> list[Problem]:
+        out = check(
+            self.min_siblings >= 1, "min_siblings", f"must be >= 1, got {self.min_siblings}"
+        )
+        return out + check(
+            self.warmup_evals >= 1, "warmup_evals", f"must be >= 1, got {self.warmup_evals}"
+        )
+
+
+@dataclass
 class CallbacksConfig:
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+    pruning: PruningConfig = field(default_factory=PruningConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     nan_guard: bool = True
     inject_nan_at_batch: int | None = None  # debugging/tests: put a NaN into this batch's rewards

@@ -22,7 +22,7 @@ from grandmodel.data.market_data import MarketData
 from grandmodel.env import specs
 from grandmodel.env.episodes import EpisodeSampler
 from grandmodel.env.kernel import StepKernel
-from grandmodel.env.scenario import Scenario, matching_starts, synthetic_config
+from grandmodel.env.scenario import Scenario, scenario_market
 from grandmodel.env.state import State, fresh_state, replace_rows
 
 
@@ -85,14 +85,11 @@ class MarketEnv(EnvBase):
             list(market_conditions), volatility_range, float(noise_level), episode_length
         )
         length = int(episode_length or self.sampler.length)
-        if str(getattr(self.cfg.data.source, "value", self.cfg.data.source)) == "synthetic":
-            from grandmodel.data.pipeline import prepare_data
-
-            self.load_data(prepare_data(synthetic_config(self.cfg, scenario)))
-            self.sampler.allowed = None
-        else:
-            vol = self.kernel.sigma.cpu() * self.kernel.annualiser
-            self.sampler.allowed = matching_starts(self.data, scenario, vol, length)
+        vol = self.kernel.sigma.cpu() * self.kernel.annualiser
+        data, allowed = scenario_market(self.cfg, self.data, scenario, vol, length)
+        if data is not self.data:
+            self.load_data(data)
+        self.sampler.allowed = allowed
         self.sampler.set_length(length)
         self.scenario = scenario
 

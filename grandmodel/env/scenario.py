@@ -72,3 +72,15 @@ def matching_starts(
             f"(conditions {list(scenario.market_conditions)}, volatility {scenario.volatility_range})"
         )
     return t[keep]
+
+
+def scenario_market(
+    cfg: DictConfig, data: MarketData, scenario: Scenario, annualised_vol: torch.Tensor, length: int
+) -> tuple[MarketData, torch.Tensor | None]:
+    """(the market, the allowed training starts or None) for ``scenario``: regenerated synthetic
+    data, or the historical data with the matching windows."""
+    if str(getattr(cfg.data.source, "value", cfg.data.source)) == "synthetic":
+        from grandmodel.data.pipeline import prepare_data
+
+        return prepare_data(synthetic_config(cfg, scenario)), None
+    return data, matching_starts(data, scenario, annualised_vol, length)

@@ -62,6 +62,13 @@ class MarketEvaluator:
 
     def __call__(self, policy: TensorDictModuleBase) -> dict[str, float]:
         rollout, alive = self.rollout(policy)
+        mask = alive.numpy()
+        totals = [
+            (rollout.get(("next", r, "reward"))[..., 0].double().numpy() * mask).sum(axis=1)
+            for r in ROLES
+        ]
+        self.last_episode_rewards = np.mean(totals, axis=0)
+        self.last_returns = rollout.get(("next", "info", "terms"))[..., 0].numpy()[mask]
         return market_metrics(rollout, alive, self.periods_per_year)
 
 

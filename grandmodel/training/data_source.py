@@ -46,6 +46,9 @@ class CollectorSource(IterableDataset):
         )
         self.policy_device = torch.device(policy_device)
         self.on_collect = on_collect  # called with True before and False after each collection
+        self.configure_env: Callable[[EnvBase], None] | None = (
+            None  # e.g. the curriculum's scenario
+        )
         self.inject_nan_at_batch = inject_nan_at_batch
         self.frames = 0
         self.batches = 0
@@ -65,6 +68,8 @@ class CollectorSource(IterableDataset):
 
     def _start(self) -> None:
         self.env = self.make_env()
+        if self.configure_env is not None:
+            self.configure_env(self.env)
         self.collector = Collector(
             self.env,
             self.policy,
@@ -173,6 +178,13 @@ class CollectorSource(IterableDataset):
         if state["running"] is not None:
             self._running = state["running"].clone()
         torch.set_rng_state(state["torch_rng"])
+
+    def restart_episodes(self) -> None:
+        """Reset every env and the collector's carrier (after the market changed under them)."""
+        if self.collector is not None:
+            self.collector.reset()
+            assert self._running is not None
+            self._running.zero_()
 
     def shutdown(self) -> None:
         if self.collector is not None:

@@ -20,8 +20,10 @@ from grandmodel.data.normalise import save_norm
 from grandmodel.data.pipeline import prepare_data
 from grandmodel.env import MarketEnv
 from grandmodel.training.callbacks import NonFiniteGuard
+from grandmodel.training.curriculum import Curriculum
 from grandmodel.training.data_source import CollectorSource
 from grandmodel.training.policies import build_policies
+from grandmodel.training.pruning import SiblingMedianPruning
 from grandmodel.training.system import Evaluator, MARLSystem
 from grandmodel.training.tracking import Tracking, git_commit, start_tracking
 
@@ -139,6 +141,16 @@ def run_training(
             save_weights_only=True,
         )
         callbacks.append(best)
+    pruning = cfg.callbacks.pruning
+    if parent_run_id and tracking.client is not None and evaluator and pruning.enabled:
+        callbacks.append(
+            SiblingMedianPruning(
+                tracking.client, tracking.run_id, parent_run_id, str(cfg.optimized_metric), mode, output_dir,
+                int(pruning.min_siblings), int(pruning.warmup_evals),
+            )
+        )  # fmt: skip
+    if cfg.get("curriculum") is not None:
+        callbacks.append(Curriculum(cfg.curriculum, system.source, evaluator))
     if cfg.callbacks.nan_guard:
         callbacks.append(NonFiniteGuard())
     stopping = cfg.callbacks.early_stopping

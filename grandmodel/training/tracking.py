@@ -135,3 +135,17 @@ def _client(uri: str, timeout: float):
     client = MlflowClient(uri)
     client.search_experiments(max_results=1)
     return client
+
+
+PARENT_RUN_FILE = "mlflow_parent_run_id"
+
+
+def sweep_parent_run_id() -> str | None:
+    """The MLflow run of the ``--multirun`` sweep this job belongs to (written by the sweep callback)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    marker = Path(HydraConfig.get().sweep.dir) / PARENT_RUN_FILE
+    return marker.read_text().strip() if marker.is_file() else None

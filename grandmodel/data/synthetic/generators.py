@@ -186,11 +186,14 @@ def _regime_states(
         durations.append(lengths)
         state, covered = int((chain[-1] + offsets[-1]) % k), covered + int(lengths.sum())
     chain, lengths = np.concatenate(states), np.concatenate(durations)
-    if cfg.volatility_range is None:
-        segment_vol = table.vol[chain]
-    else:
+    segment_vol = table.vol[chain]
+    if cfg.volatility_range is not None:
+        # map the regimes' vols onto the range, keeping their order (volatile stays the most volatile,
+        # trends keep their edge relative to their noise)
         low, high = (float(v) for v in cfg.volatility_range)
-        segment_vol = rng.uniform(low, high, chain.size)
+        lo, hi = float(table.vol.min()), float(table.vol.max())
+        share = (segment_vol - lo) / (hi - lo) if hi > lo else np.full(segment_vol.shape, 0.5)
+        segment_vol = low + share * (high - low)
     drift = np.repeat(table.drift[chain], lengths)[:n]
     sigma = per_minute_sigma(np.repeat(segment_vol, lengths)[:n])
     labels = np.repeat(table.codes[chain], lengths)[:n]

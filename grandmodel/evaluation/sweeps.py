@@ -1,0 +1,305 @@
+"""Sweeps in MLflow: one parent run per ``--multirun`` with a child run per trial, and a summary.
+
+Registered as a Hydra callback (``conf/hydra/default.yaml``). Before the first trial it checks the
+search space's keys against the composed config; after each trial it records the trial's outcome in
+the sweep folder; at the end it writes the summary onto the parent run: every trial (params,
+metric, state), the best trial, parameter importance, the Pareto front of multi-objective sweeps,
+and the Deflated Sharpe Ratio of the best trial given the number of trials.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from grandmodel.evaluation.pareto import non_dominated, plot_front
+from grandmodel.evaluation.statistics import deflated_sharpe_ratio
+from grandmodel.training.tracking import PARENT_RUN_FILE, git_commit
+
+TRIALS = "trials"
+
+
+class SweepTracking(Callback):
+    """Parent MLflow run, search-space check and end-of-sweep summary for ``--multirun``."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        unknown = unknown_keys(config)
+        if unknown:
+            print(
+                f"error: hydra.sweeper.params: unknown config key {unknown[0]!r} (no such key in the composed config)",
+                file=sys.stderr,
+            )
+            raise SystemExit(2)
+        sweep_dir = Path(config.hydra.sweep.dir)
+        (sweep_dir / TRIALS).mkdir(parents=True, exist_ok=True)
+        if config.logger.kind != "mlflow":
+            return
+        client = _client(config)
+        if client is None:
+            return
+        experiment = client.get_experiment_by_name(str(config.logger.experiment_name))
+        experiment_id = (
+            experiment.experiment_id
+            if experiment
+            else client.create_experiment(str(config.logger.experiment_name))
+        )
+        sweeper = config.hydra.sweeper
+        tags = {
+            "kind": "sweep",
+            "git_commit": git_commit(),
+            "sweep_dir": str(sweep_dir.resolve()),
+            "mlflow.runName": f"sweep-{sweep_dir.name}",
+        }
+        run = client.create_run(experiment_id, tags=tags)
+        for key, value in (sweeper.get("params") or {}).items():
+            client.log_param(run.info.run_id, f"search.{key}", str(value)[:500])
+        client.log_param(
+            run.info.run_id, "sweeper", str(sweeper.get("_target_", "basic")).rsplit(".", 1)[-1]
+        )
+        (sweep_dir / PARENT_RUN_FILE).write_text(run.info.run_id)
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        hydra_cfg = job_return.hydra_cfg.hydra if job_return.hydra_cfg else None
+        if hydra_cfg is None or str(hydra_cfg.mode) != "RunMode.MULTIRUN":
+            return
+        output = Path(hydra_cfg.runtime.output_dir)
+        record: dict[str, Any] = {
+            "number": int(hydra_cfg.job.num),
+            "overrides": list(job_return.overrides or []),
+        }
+        if job_return.status == JobStatus.COMPLETED and not (output / "failed").is_file():
+            value = job_return.return_value
+            record["values"] = (
+                [float(v) for v in value] if isinstance(value, list | tuple) else [float(value)]
+            )
+            record["state"] = "PRUNED" if (output / "pruned").is_file() else "COMPLETE"
+        elif (output / "failed").is_file():
+            record["values"], record["state"] = None, "FAIL"
+            record["error"] = (output / "failed").read_text().strip()[:300]
+        else:
+            record["values"], record["state"] = None, "FAIL"
+            record["error"] = (
+                str(job_return._return_value).splitlines()[0][:300]
+                if job_return._return_value
+                else "failed"
+            )
+        marker = output / "mlflow_run_id"
+        record["run_id"] = marker.read_text().strip() if marker.is_file() else None
+        returns = output / "val_returns.npy"
+        record["val_returns"] = str(returns) if returns.is_file() else None
+        folder = output.parent / TRIALS  # the job's folder is <sweep dir>/<job number>
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{record['number']:04d}.json").write_text(json.dumps(record))
+        if record["state"] == "FAIL":
+            _record_failure(config, output.parent, record)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        summary = summarise(config, sweep_dir)
+        if summary is None:
+            return
+        marker = sweep_dir / PARENT_RUN_FILE
+        client = _client(config) if marker.is_file() else None
+        if client is None:
+            return
+        parent = marker.read_text().strip()
+        for path in summary["files"]:
+            client.log_artifact(parent, str(path))
+        for key, value in summary["metrics"].items():
+            if value == value:
+                client.log_metric(parent, key, float(value))
+        for key, value in summary["best_params"].items():
+            client.log_param(parent, f"best.{key}", str(value)[:500])
+        if summary.get("best_run_id"):
+            client.set_tag(parent, "best_run_id", summary["best_run_id"])
+        client.set_terminated(parent, "FINISHED")
+
+
+def _record_failure(config: DictConfig, sweep_dir: Path, record: dict[str, Any]) -> None:
+    """A failed trial's MLflow run is FAILED; one that failed before it had a run gets one."""
+    marker = sweep_dir / PARENT_RUN_FILE
+    client = _client(config) if config.logger.kind == "mlflow" and marker.is_file() else None
+    if client is None:
+        return
+    run_id = record["run_id"]
+    if run_id is None:
+        parent = client.get_run(marker.read_text().strip())
+        tags = {
+            "kind": "training",
+            "mlflow.parentRunId": parent.info.run_id,
+            "error": record.get("error", "")[:500],
+        }
+        run_id = client.create_run(parent.info.experiment_id, tags=tags).info.run_id
+        for key, value in _params(record["overrides"]).items():
+            client.log_param(run_id, key, str(value)[:500])
+    client.set_terminated(run_id, "FAILED")
+
+
+def summarise(config: DictConfig, sweep_dir: Path) -> dict[str, Any] | None:
+    """Trials table, best trial, importance, Pareto front and DSR, written into ``sweep_dir``."""
+    records = [json.loads(p.read_text()) for p in sorted((sweep_dir / TRIALS).glob("*.json"))]
+    if not records:
+        return None
+    directions = _directions(config)
+    names = list(config.get("objectives") or [config.optimized_metric])
+    rows = []
+    for r in records:
+        row = {
+            "number": r["number"],
+            "state": r["state"],
+            "run_id": r["run_id"],
+            **_params(r["overrides"]),
+        }
+        for i, name in enumerate(names):
+            row[name] = r["values"][i] if r["values"] else np.nan
+        rows.append(row)
+    table = pd.DataFrame(rows).sort_values("number")
+    fixed = [
+        c
+        for c in table.columns
+        if c not in ("number", "state", "run_id", *names) and table[c].nunique(dropna=False) <= 1
+    ]
+    table = table.drop(columns=fixed)  # keep the swept parameters
+    files = [sweep_dir / "trials.csv"]
+    table.to_csv(files[0], index=False)
+    scored = table[table["state"].isin(["COMPLETE", "PRUNED"])].dropna(subset=names)
+    metrics: dict[str, float] = {
+        "n_trials": float(len(table)),
+        "n_failed": float((table["state"] == "FAIL").sum()),
+        "n_pruned": float((table["state"] == "PRUNED").sum()),
+    }
+    best_params: dict[str, Any] = {}
+    out: dict[str, Any] = {
+        "table": table,
+        "files": files,
+        "metrics": metrics,
+        "best_params": best_params,
+    }
+    if scored.empty:
+        return out
+    if len(names) == 1:
+        best = scored.loc[
+            scored[names[0]].idxmax() if directions[0] == "max" else scored[names[0]].idxmin()
+        ]
+        metrics["best_value"] = float(best[names[0]])
+        out["best_run_id"] = best["run_id"]
+        best_params.update(
+            {k: best[k] for k in table.columns if k not in ("number", "state", "run_id", *names)}
+        )
+        record = next(r for r in records if r["number"] == best["number"])
+        metrics["best_dsr"] = _dsr(record, scored[names[0]].to_numpy(), config)
+    else:
+        front = non_dominated(scored[names].to_numpy(), directions)
+        scored[front].to_csv(sweep_dir / "pareto_front.csv", index=False)
+        files += [
+            sweep_dir / "pareto_front.csv",
+            plot_front(
+                scored, names, front, sweep_dir / "pareto_front.png", "Pareto front of the sweep"
+            ),
+        ]
+        metrics["pareto_size"] = float(front.sum())
+    importance = parameter_importance(scored, names[0])
+    if importance:
+        pd.Series(importance, name="importance").to_csv(sweep_dir / "param_importance.csv")
+        files.append(sweep_dir / "param_importance.csv")
+        metrics.update({f"importance.{k}": v for k, v in importance.items()})
+    return out
+
+
+def _params(overrides: list[str]) -> dict[str, Any]:
+    out = {}
+    for item in overrides:
+        key, _, value = item.partition("=")
+        out[key.lstrip("+~")] = value
+    return out
+
+
+def _directions(config: DictConfig) -> list[str]:
+    direction = config.hydra.sweeper.get("direction", "maximize")
+    items = list(direction) if not isinstance(direction, str) else [direction]
+    return ["max" if str(d).lower().startswith("max") else "min" for d in items]
+
+
+def _dsr(record: dict[str, Any], trial_values: np.ndarray, config: DictConfig) -> float:
+    """Deflated Sharpe Ratio of the best trial's validation returns, given all trials' Sharpes."""
+    if not record.get("val_returns") or not str(config.optimized_metric).endswith("sharpe"):
+        return float("nan")
+    returns = np.load(record["val_returns"])
+    periods = (
+        float(config.data.session_hours)
+        * 3600.0
+        * int(config.data.trading_days)
+        / pd.Timedelta(str(config.data.timeframes.tactical)).total_seconds()
+    )
+    per_period = trial_values / np.sqrt(periods)
+    if len(per_period) < 2:
+        return float(deflated_sharpe_ratio(returns, 1))
+    return float(deflated_sharpe_ratio(returns, len(per_period), trial_sharpes=per_period))
+
+
+def parameter_importance(scored: pd.DataFrame, metric: str) -> dict[str, float]:
+    """Mean-decrease-impurity importance (a random forest on the trials, as Optuna computes it);
+    numeric parameters as numbers, others one category each."""
+    params = [
+        c
+        for c in scored.columns
+        if c not in ("number", "state", "run_id") and c != metric and "/" not in c
+    ]
+    if len(scored) < 3 or not params:
+        return {}
+    from sklearn.ensemble import RandomForestRegressor
+
+    features = pd.DataFrame({p: _numeric(scored[p]) for p in params})
+    forest = RandomForestRegressor(n_estimators=64, max_depth=64, random_state=0).fit(
+        features.to_numpy(), scored[metric].to_numpy()
+    )
+    return {p: float(v) for p, v in zip(params, forest.feature_importances_, strict=True)}
+
+
+def _numeric(values: pd.Series) -> np.ndarray:
+    """Numbers as they are; anything else as category codes."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    return (
+        numbers.to_numpy(dtype=float)
+        if numbers.notna().all()
+        else pd.factorize(values)[0].astype(float)
+    )
+
+
+def unknown_keys(config: DictConfig) -> list[str]:
+    """Keys of ``hydra.sweeper.params`` that the composed config does not have."""
+    params = config.hydra.sweeper.get("params") if "sweeper" in config.hydra else None
+    missing = []
+    for key in params or {}:
+        if key.startswith(("+", "hydra.")) or key in _group_names(config):
+            continue
+        node: Any = config
+        for part in key.split("."):
+            if not isinstance(node, DictConfig) or part not in node:
+                missing.append(key)
+                break
+            node = node[part]
+    return missing
+
+
+def _group_names(config: DictConfig) -> set[str]:
+    """Config groups of the defaults list (``agent: choice(ppo, sac)`` sweeps a group, not a key)."""
+    choices = OmegaConf.select(config, "hydra.runtime.choices") or {}
+    return {str(k) for k in choices if not str(k).startswith("hydra")}
+
+
+def _client(config: DictConfig):
+    try:
+        from grandmodel.training.tracking import _client as connect
+
+        return connect(str(config.logger.tracking_uri), float(config.logger.connect_timeout))
+    except Exception:  # the sweep runs on without a tracking store; trials keep local records
+        return None

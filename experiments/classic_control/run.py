@@ -1,12 +1,13 @@
 """Are the project's learners correct? PPO and DQN on CartPole-v1, SAC on Pendulum-v1.
 
     .venv/bin/python experiments/classic_control/run.py {ppo-cartpole|dqn-cartpole|sac-pendulum|all}
-        [--seed 0] [--frames N]
+        [--seed 0] [--frames N] [--no-stop]
 
 Each run trains with ``fit_agent`` (the project's Lightning machinery) and CleanRL-like
 hyper-parameters, evaluates the deterministic policy on 10 episodes every ``eval_every`` frames,
-stops once the target mean return is reached (or at the frame budget), writes the evaluation curve
-to ``results/<run>-seed<seed>.csv`` and prints one row of the README's table.
+stops once the target mean return is reached (or at the frame budget; ``--no-stop``: always at the
+budget), writes the evaluation curve to ``results/<run>-seed<seed>[-full].csv`` and prints one row
+of the README's table.
 """
 
 from __future__ import annotations
@@ -92,6 +93,9 @@ RUNS: dict[str, Run] = {
             epsilon_decay=0.994,  # per batch of 500 frames: 0.05 after 250k frames
             target_update_interval=50,
             gradient_steps=1,
+            max_grad_norm=10.0,
+            dueling=True,  # the project's risk agent; CleanRL's is a plain DQN
+            double_dqn=True,
             hidden_layers=[120, 84],
             activation="relu",
             dropout=0.0,
@@ -99,7 +103,7 @@ RUNS: dict[str, Run] = {
         ),
     ),
     # CleanRL sac_continuous_action.py: one gradient step per frame, batch 256, 256-256 ReLU,
-    # tau 0.005, automatic temperature, 5k random-policy frames before learning
+    # tau 0.005, automatic temperature from alpha 1, learning from 5k frames on
     "sac-pendulum": Run(
         "SAC",
         "Pendulum-v1",
@@ -116,6 +120,7 @@ RUNS: dict[str, Run] = {
             tau=0.005,
             alpha_init=1.0,
             gradient_steps=1,
+            max_grad_norm=10.0,
             hidden_layers=[256, 256],
             activation="relu",
             dropout=0.0,
@@ -150,7 +155,7 @@ class Progress:
         return metrics
 
 
-def train(name: str, seed: int, frames: int | None) -> str:
+def train(name: str, seed: int, frames: int | None, stop: bool) -> str:
     run = RUNS[name]
     # every run: closing a torchrl SerialEnv (as the previous run ended) raises the count again
     torch.set_num_threads(1)
@@ -173,7 +178,7 @@ def train(name: str, seed: int, frames: int | None) -> str:
         frames_per_batch=run.frames_per_batch,
         eval_every_frames=run.eval_every,
         evaluator=Progress(evaluator, frames_per_eval),
-        target=("val/mean_return", run.target),
+        target=("val/mean_return", run.target) if stop else None,
         seed=seed,
     )
     wall = time.perf_counter() - started
@@ -184,7 +189,8 @@ def train(name: str, seed: int, frames: int | None) -> str:
         if "val/mean_return" in row
     ]
     RESULTS.mkdir(exist_ok=True)
-    with open(RESULTS / f"{name}-seed{seed}.csv", "w", newline="") as f:
+    suffix = "" if stop else "-full"
+    with open(RESULTS / f"{name}-seed{seed}{suffix}.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["frames", "mean_return"])
         writer.writerows(curve)
@@ -192,7 +198,7 @@ def train(name: str, seed: int, frames: int | None) -> str:
     reached = next((str(fr) for fr, ret in curve if ret >= run.target), "not reached")
     return (
         f"| {run.algo} | {run.env_id} | {seed} | {run.target:g} | {reached} | {best:.1f} "
-        f"| {wall / 60:.1f} min |"
+        f"| {curve[-1][0]} | {curve[-1][1]:.1f} | {wall:.0f} s |"
     )
 
 
@@ -201,11 +207,17 @@ def main() -> None:
     parser.add_argument("run", choices=[*RUNS, "all"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--frames", type=int, default=None, help="override the frame budget")
+    parser.add_argument(
+        "--no-stop", action="store_true", help="train the whole budget (curve to *-full.csv)"
+    )
     args = parser.parse_args()
     names = list(RUNS) if args.run == "all" else [args.run]
-    rows = [train(name, args.seed, args.frames) for name in names]
-    print("| algorithm | env | seed | target | frames to target | best mean return | wall time |")
-    print("|---|---|---|---|---|---|---|")
+    rows = [train(name, args.seed, args.frames, not args.no_stop) for name in names]
+    print(
+        "| algorithm | env | seed | target | frames to target | best mean return "
+        "| frames run | last mean return | wall time |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
 
 

@@ -19,23 +19,34 @@ from grandmodel.env.episodes import EpisodeSampler
 from grandmodel.evaluation.metrics import max_drawdown, sharpe_ratio
 
 
+# what an evaluation keeps of each step: not the observation windows (they dominate the memory)
+HEAVY = ("observation", "hidden", "logits", "loc", "scale", "action_value", "state_value")
+
+
 def run_policy(
     env: EnvBase, policy: TensorDictModuleBase, steps: int
 ) -> tuple[TensorDictBase, torch.Tensor]:
-    """Deterministic rollout of ``steps`` (no exploration, no dropout); also the mask of the steps
-    that belong to each env's first episode."""
+    """Deterministic rollout of ``steps`` (no exploration, no dropout) keeping actions, rewards,
+    flags and info but not observations; also the mask of each env's first-episode steps."""
     was_training = getattr(policy, "training", False)
     policy.eval()
+    kept = []
     try:
         with set_exploration_type(ExplorationType.DETERMINISTIC), torch.no_grad():
-            rollout = env.rollout(
-                steps, policy, auto_reset=False, tensordict=env.reset(), break_when_any_done=False
-            )
+            td = env.reset()
+            for _ in range(steps):
+                out, td = env.step_and_maybe_reset(policy(td))
+                kept.append(out.exclude(*(k for k in out.keys(True, True) if _leaf(k) in HEAVY)))
     finally:
         policy.train(was_training)
+    rollout = torch.stack(kept, dim=len(env.batch_size))
     done = rollout.get(("next", "done"))[..., 0]
     ended_before = torch.cumsum(done.int(), dim=-1) - done.int()
     return rollout, ended_before == 0
+
+
+def _leaf(key: str | tuple) -> str:
+    return key[-1] if isinstance(key, tuple) else key
 
 
 class MarketEvaluator:

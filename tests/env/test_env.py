@@ -200,3 +200,25 @@ def test_episode_longer_than_the_split_fails_at_construction(smoke) -> None:
         grandmodel.build_env(
             grandmodel.load_config(["experiment=smoke", "data.episode_length=100000"])
         )
+
+
+def test_risk_observation_reports_the_portfolio(smoke) -> None:
+    env = grandmodel.build_env(smoke, n_envs=2, seed=3)
+    policy = joint_baseline(env.data.strategic.feature_names, {"strategic": "random"})
+    torch.manual_seed(3)
+    rollout = env.rollout(60, policy, break_when_any_done=False)  # within the first (64-step) episode
+    risk = rollout.get(("next", "risk", "observation"))
+    info = rollout.get(("next", "info"))
+    max_contracts = float(smoke.env.max_contracts)
+    torch.testing.assert_close(risk[..., 0].double(), info.get("position")[..., 0] / max_contracts)
+    capital = float(smoke.env.initial_capital)
+    equity = info.get("equity")[..., 0]
+    torch.testing.assert_close(risk[..., 3].double(), 100 * info.get("drawdown")[..., 0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(risk[..., 2].double(), 100 * (info.get("realised")[..., 0] - info.get("costs")[..., 0]) / capital, rtol=1e-5, atol=1e-5)
+    # historical VaR 95: minus the 5th-smallest of the last 100 step returns (zeros before 100 steps)
+    returns = info.get("terms")[..., 0]
+    step = 50
+    window = torch.cat((returns[:, : step + 1], torch.zeros(2, 100 - step - 1, dtype=returns.dtype)), dim=1)
+    expected = (-window.kthvalue(5, dim=1).values).clamp_min(0) * 100
+    torch.testing.assert_close(risk[:, step, 5].double(), expected, rtol=1e-5, atol=1e-6)
+    assert bool((equity > 0).all())

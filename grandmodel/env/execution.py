@@ -98,7 +98,11 @@ def first_stop_hit(
     level = stop.unsqueeze(1)
     touched = valid & ((long & (lows <= level)) | (short & (highs >= level)))
     hit = touched.any(dim=1)
-    bar = touched.to(torch.uint8).argmax(dim=1)
+    # first touching bar (0 when none); not argmax: inductor's vectorised uint8 argmax over a short
+    # row returns an out-of-range index at batch 1 (torch 2.13)
+    slots = torch.arange(touched.shape[1], device=touched.device)
+    bar = torch.where(touched, slots, touched.shape[1]).amin(dim=1).clamp_max(touched.shape[1] - 1)
+    bar = torch.where(hit, bar, 0)
     open_at = opens.gather(1, bar.unsqueeze(1)).squeeze(1)
     price = torch.where(position > 0, torch.minimum(open_at, stop), torch.maximum(open_at, stop))
     return hit, bar, torch.where(hit, price, torch.zeros_like(price))

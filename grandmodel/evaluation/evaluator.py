@@ -18,7 +18,6 @@ from grandmodel.env import MarketEnv
 from grandmodel.env.episodes import EpisodeSampler
 from grandmodel.evaluation.metrics import max_drawdown, sharpe_ratio
 
-
 # what an evaluation keeps of each step: not the observation windows (they dominate the memory)
 HEAVY = ("observation", "hidden", "logits", "loc", "scale", "action_value", "state_value")
 

@@ -133,6 +133,22 @@ def test_same_seed_same_trajectory(smoke) -> None:
     assert not torch.equal(env.rollout(5).get(("info", "t")), rollouts[0][:, :5].get(("info", "t")))
 
 
+def test_compiled_step_equals_the_eager_step_for_one_env(smoke) -> None:
+    """``env.compile=true`` (inductor) gives the eager trajectory, at batch 1 too (the backtest's)."""
+    rollouts = []
+    for compiled in (False, True):
+        cfg = smoke.copy()
+        cfg.env.compile = compiled
+        env = grandmodel.build_env(cfg, seed=3, n_envs=1, split="test", mode="eval")
+        torch.manual_seed(7)
+        rollouts.append(env.rollout(1000, break_when_any_done=False))
+    for key in rollouts[0].keys(include_nested=True, leaves_only=True):
+        torch.testing.assert_close(
+            rollouts[1].get(key), rollouts[0].get(key), rtol=1e-9, atol=1e-9, equal_nan=True
+        )
+    assert rollouts[0].get(("info", "stop_hit")).any(), "no stop was hit: the scan went untested"
+
+
 @pytest.mark.parametrize("split", ["train", "val", "test"])
 def test_a_full_pass_over_each_split_is_finite(smoke, split: str) -> None:
     data = grandmodel.prepare_data(smoke)
@@ -206,19 +222,30 @@ def test_risk_observation_reports_the_portfolio(smoke) -> None:
     env = grandmodel.build_env(smoke, n_envs=2, seed=3)
     policy = joint_baseline(env.data.strategic.feature_names, {"strategic": "random"})
     torch.manual_seed(3)
-    rollout = env.rollout(60, policy, break_when_any_done=False)  # within the first (64-step) episode
+    rollout = env.rollout(
+        60, policy, break_when_any_done=False
+    )  # within the first (64-step) episode
     risk = rollout.get(("next", "risk", "observation"))
     info = rollout.get(("next", "info"))
     max_contracts = float(smoke.env.max_contracts)
     torch.testing.assert_close(risk[..., 0].double(), info.get("position")[..., 0] / max_contracts)
     capital = float(smoke.env.initial_capital)
     equity = info.get("equity")[..., 0]
-    torch.testing.assert_close(risk[..., 3].double(), 100 * info.get("drawdown")[..., 0], rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(risk[..., 2].double(), 100 * (info.get("realised")[..., 0] - info.get("costs")[..., 0]) / capital, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        risk[..., 3].double(), 100 * info.get("drawdown")[..., 0], rtol=1e-5, atol=1e-5
+    )
+    torch.testing.assert_close(
+        risk[..., 2].double(),
+        100 * (info.get("realised")[..., 0] - info.get("costs")[..., 0]) / capital,
+        rtol=1e-5,
+        atol=1e-5,
+    )
     # historical VaR 95: minus the 5th-smallest of the last 100 step returns (zeros before 100 steps)
     returns = info.get("terms")[..., 0]
     step = 50
-    window = torch.cat((returns[:, : step + 1], torch.zeros(2, 100 - step - 1, dtype=returns.dtype)), dim=1)
+    window = torch.cat(
+        (returns[:, : step + 1], torch.zeros(2, 100 - step - 1, dtype=returns.dtype)), dim=1
+    )
     expected = (-window.kthvalue(5, dim=1).values).clamp_min(0) * 100
     torch.testing.assert_close(risk[:, step, 5].double(), expected, rtol=1e-5, atol=1e-6)
     assert bool((equity > 0).all())

@@ -29,13 +29,15 @@ def run_policy(
     flags and info but not observations; also the mask of each env's first-episode steps."""
     was_training = getattr(policy, "training", False)
     policy.eval()
-    kept = []
+    kept, keys = [], None
     try:
         with set_exploration_type(ExplorationType.DETERMINISTIC), torch.no_grad():
             td = env.reset()
             for _ in range(steps):
                 out, td = env.step_and_maybe_reset(policy(td))
-                kept.append(out.exclude(*(k for k in out.keys(True, True) if _leaf(k) in HEAVY)))
+                if keys is None:  # the same keys at every step
+                    keys = [k for k in out.keys(True, True) if _leaf(k) not in HEAVY]
+                kept.append(out.select(*keys))
     finally:
         policy.train(was_training)
     rollout = torch.stack(kept, dim=len(env.batch_size))

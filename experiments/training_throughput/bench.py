@@ -179,6 +179,12 @@ def main() -> None:
         marl = compose("marl", frames, args.threads, args.quick, outputs)
         solo = compose("ppo", frames, args.threads, args.quick, outputs)
         data = prepare_data(marl)
+        # untimed: first-call costs (allocator, kernels, lazy modules) must not land on row A
+        warm = compose(
+            "marl", 2 * int(marl.trainer.frames_per_batch), args.threads, args.quick, outputs
+        )
+        lightning("warm-up", warm, data)
+        plain_loop(warm, data)
         a = lightning("A Lightning (MARLSystem + Trainer.fit), marl", marl, data)
         b = plain_loop(marl, data)
         d = lightning("D Lightning, our PPO only (agent=ppo)", solo, data)

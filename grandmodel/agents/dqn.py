@@ -105,9 +105,6 @@ class DQN(OffPolicy):
             "grad_norm": norm,
         }
 
-    def frames_to_updates(self, steps: int) -> int:
-        return int(self.cfg.gradient_steps) * steps
-
     def learn(self, progress: float) -> dict[str, float]:
         out = super().learn(progress)
         out["epsilon"] = self.epsilon

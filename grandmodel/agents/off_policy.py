@@ -34,9 +34,9 @@ class OffPolicy(Algorithm, abc.ABC):
     def update(self, sample: TensorDictBase) -> dict[str, float]:
         """One gradient step on ``sample`` (writes ``td_error`` for the priorities)."""
 
-    @abc.abstractmethod
     def frames_to_updates(self, steps: int) -> int:
-        """Gradient steps owed for ``steps`` vectorised env steps."""
+        """Gradient steps owed for ``steps`` vectorised env steps (``gradient_steps`` per step)."""
+        return int(self.cfg.gradient_steps) * steps
 
     @torch.no_grad()
     def observe(self, batch: TensorDictBase) -> None:

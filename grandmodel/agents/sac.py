@@ -109,6 +109,3 @@ class SAC(OffPolicy):
             else float("nan"),
             "grad_norm": norm,
         }
-
-    def frames_to_updates(self, steps: int) -> int:
-        return int(self.cfg.gradient_steps) * steps

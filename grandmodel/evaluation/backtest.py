@@ -28,7 +28,7 @@ from grandmodel.evaluation.evaluator import run_policy
 from grandmodel.evaluation.ledger import Ledger, ledger
 from grandmodel.evaluation.metrics import contribution_stats, exposure_stats, performance_summary
 from grandmodel.evaluation.runs import TrainedRun
-from grandmodel.training.policies import restore_policy
+from grandmodel.training.policies import baseline_params, restore_policy
 
 BASELINES = {
     "buy_and_hold": {"strategic": "always_long"},
@@ -167,36 +167,23 @@ class Arena:
         return learners, policy
 
     def baseline(self, name: str, run: TrainedRun) -> TensorDictSequential:
-        base = run.config.agent.baselines
-        params = {
-            "tactical": {
-                "timing": 1.0,
-                "stop": float(base.tactical_stop),
-                "scale": float(base.tactical_scale),
-            },
-            "risk": {"level": int(base.risk_level)},
-        }
-        return joint_baseline(self.data.strategic.feature_names, BASELINES[name], params)
+        return joint_baseline(
+            self.data.strategic.feature_names, BASELINES[name], baseline_params(run.config)
+        )
 
     def oracle(self, run: TrainedRun) -> TensorDictSequential | None:
         """Knows the true regime (synthetic data): long in up-trends, short in down-trends, else flat."""
         if self.data.regime is None:
             return None
-        base = run.config.agent.baselines
+        params = baseline_params(run.config)
         steps = [
             TensorDictModule(
                 RegimeOracle(self.data.regime),
                 in_keys=[("info", "t")],
                 out_keys=[("strategic", "action")],
             ),
-            baseline_policy(
-                "tactical",
-                "full_entry",
-                timing=1.0,
-                stop=float(base.tactical_stop),
-                scale=float(base.tactical_scale),
-            ),
-            baseline_policy("risk", "fixed", level=int(base.risk_level)),
+            baseline_policy("tactical", "full_entry", **params["tactical"]),
+            baseline_policy("risk", "fixed", **params["risk"]),
         ]
         return TensorDictSequential(*steps)
 
@@ -242,14 +229,7 @@ def contributions(
     total = sum(trained.episode_rewards.values())
     out = contribution_stats(trained.episode_rewards, total)
     base = run.config.agent.baselines
-    params = {
-        "tactical": {
-            "timing": 1.0,
-            "stop": float(base.tactical_stop),
-            "scale": float(base.tactical_scale),
-        },
-        "risk": {"level": int(base.risk_level)},
-    }
+    params = baseline_params(run.config)
     _, policy = arena.trained(run)
     for role in learners:
         steps = [

@@ -54,7 +54,8 @@ def _trained(cfg: Any, group: GroupSpec, weights: dict[str, torch.Tensor]) -> Al
     return learner.eval()
 
 
-def _baseline_params(cfg: DictConfig) -> dict[str, dict[str, float]]:
+def baseline_params(cfg: DictConfig) -> dict[str, dict[str, float]]:
+    """Keyword arguments of the tactical and risk baselines from ``cfg.agent.baselines``."""
     base = cfg.agent.baselines
     return {
         "tactical": {
@@ -93,7 +94,7 @@ def build_policies(
     fixed: dict[str, nn.Module] = {}
     frozen: dict[str, Any] = {}
     steps: list[TensorDictModuleBase] = []
-    params = _baseline_params(cfg)
+    params = baseline_params(cfg)
     for role in ROLES:
         if role in agent.learn:
             learners[role] = build_learner(agent[role], groups[role])
@@ -118,7 +119,7 @@ def restore_policy(
     extra = checkpoint.get("grandmodel", {})
     cfg = OmegaConf.create(extra.get("config", {}))
     frozen = extra.get("frozen", {})
-    params = _baseline_params(cfg)
+    params = baseline_params(cfg)
     learners: dict[str, Algorithm] = {}
     steps: list[TensorDictModuleBase] = []
     for role in ROLES:

@@ -135,6 +135,7 @@ def _record_failure(config: DictConfig, sweep_dir: Path, record: dict[str, Any])
         tags = {
             "kind": "training",
             "mlflow.parentRunId": parent.info.run_id,
+            "mlflow.runName": f"trial-{record['number']}",
             "error": record.get("error", "")[:500],
         }
         run_id = client.create_run(parent.info.experiment_id, tags=tags).info.run_id

@@ -58,6 +58,7 @@ def log_run(
             "kind": kind,
             "git_commit": git_commit(),
             "checkpoint": str(trained.checkpoint_path),
+            "mlflow.runName": f"{kind}-{Path(files[0]).parent.name}" if files else kind,
         }
         if trained.run_id:
             tags["mlflow.parentRunId"] = trained.run_id

@@ -111,8 +111,7 @@ def start_tracking(
         run_tags = {k: str(v) for k, v in tags.items()}
         if parent_run_id:
             run_tags["mlflow.parentRunId"] = parent_run_id
-        if log.run_name:
-            run_tags["mlflow.runName"] = str(log.run_name)
+        run_tags["mlflow.runName"] = str(log.run_name or _run_name(output_dir, parent_run_id))
         run = client.create_run(experiment_id, tags=run_tags)
         logger = MLFlowLogger(tracking_uri=uri, run_id=run.info.run_id, log_model=False)
         logger.log_hyperparams(flatten(cfg))
@@ -122,6 +121,13 @@ def start_tracking(
         message = f"MLflow tracking store {uri} cannot be used ({first}); keeping a local record in {output_dir}/metrics"
         warnings.warn(message, stacklevel=2)
         return Tracking(CSVLogger(str(output_dir), name="metrics", version=""), problems=[message])
+
+
+def _run_name(output_dir: Path, parent_run_id: str | None) -> str:
+    """The run folder's name (``trial-<n>`` under a sweep): MLflow's random names repeat when
+    Python's RNG is seeded the same."""
+    name = Path(output_dir).name
+    return f"trial-{name}" if parent_run_id and name.isdigit() else name
 
 
 def _client(uri: str, timeout: float):

@@ -47,6 +47,7 @@ def test_an_optuna_sweep_is_one_parent_run_with_a_child_per_trial(optuna_sweep: 
     (parent,) = _runs(optuna_sweep, "tags.kind = 'sweep'")
     children = _runs(optuna_sweep, f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     assert len(children) == 3
+    assert sorted(child.info.run_name for child in children) == ["trial-0", "trial-1", "trial-2"]
     for child in children:
         assert child.data.params["agent.name"] == "ppo"
         assert "agent.strategic.lr" in child.data.params and "val/sharpe" in child.data.metrics

@@ -26,6 +26,8 @@ def test_smoke_training_for_each_agent_is_tracked_in_mlflow(cli, outputs: Path, 
     assert len(runs) == 1
     run = runs[0]
     assert run.info.status == "FINISHED"
+    (folder,) = (outputs / "runs").iterdir()
+    assert run.info.run_name == folder.name, "runs are named after their folder, not randomly"
     assert run.data.params["agent.name"] == agent and run.data.params["seed"] == "0"
     assert {"git_commit", "data_hash", "seed"} <= set(run.data.tags)
     learners = {

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
@@ -33,6 +34,7 @@ def backtest(cfg: DictConfig) -> dict[str, Any]:
     run = resolve_run(
         str(cfg.run), str(cfg.logger.tracking_uri) if cfg.logger.kind == "mlflow" else None
     )
+    torch.manual_seed(int(cfg.seed))  # the random baseline and any sampling: same seed, same report
     folder = Path(cfg.paths.output_dir)
     console = make_console()
     if int(cfg.walk_forward.folds):

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
@@ -32,6 +33,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     run = resolve_run(
         str(cfg.run), str(cfg.logger.tracking_uri) if cfg.logger.kind == "mlflow" else None
     )
+    torch.manual_seed(int(cfg.seed))  # the random baseline and any sampling: same seed, same report
     model_cfg = model_config(run, cfg.get("data"), cfg.paths)
     data = market(run, model_cfg)
     arena = Arena(model_cfg, data, str(cfg.split), int(cfg.episodes))

@@ -188,6 +188,32 @@ def test_backtest_cli_writes_tables_and_compares_baselines(cli, trained) -> None
         assert policy in result.stdout
 
 
+def test_the_seed_fixes_the_random_baseline(trained, tmp_path: Path) -> None:
+    from grandmodel.backtest import backtest
+
+    folder = trained[0]
+
+    def random_pnl(seed: int, name: str) -> float:
+        cfg = grandmodel.load_config(
+            [
+                f"run={folder}",
+                "start=2023-01-04",
+                "end=2023-01-13",
+                f"seed={seed}",
+                "logger=csv",
+                f"paths.outputs_dir={tmp_path}",
+                f"paths.output_dir={tmp_path / name}",
+            ],
+            config_name="backtest",
+        )
+        torch.manual_seed(1234 + len(name))  # whatever the caller's RNG state
+        return backtest(cfg)["metrics"]["random"]["net_pnl"]
+
+    first = random_pnl(0, "a")
+    assert random_pnl(0, "bb") == first
+    assert random_pnl(1, "c") != first
+
+
 def test_walk_forward_trains_each_fold_and_pools_out_of_sample(cli, trained) -> None:
     folder, outputs, _ = trained
     result = cli(

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tensordict.nn import TensorDictModule
 from tensordict.utils import NestedKey
 from torchrl.data import Bounded, Categorical, OneHot, TensorSpec
 from torchrl.envs import EnvBase
+from torchrl.modules import ProbabilisticActor, TanhNormal
 
 from grandmodel.config.env import ROLES
 
@@ -57,6 +59,20 @@ class GroupSpec:
         if not isinstance(self.action_spec, Bounded):
             raise TypeError(f"group {self.name!r} has no bounded continuous action")
         return self.action_spec.space.low, self.action_spec.space.high
+
+    def tanh_normal_actor(self, params: TensorDictModule) -> ProbabilisticActor:
+        """The group's bounded action from ``params`` writing its ``loc`` and ``scale`` keys."""
+        low, high = self.bounds
+        return ProbabilisticActor(
+            params,
+            in_keys={"loc": self.key("loc"), "scale": self.key("scale")},
+            out_keys=[self.action],
+            distribution_class=TanhNormal,
+            distribution_kwargs={"low": low, "high": high},
+            return_log_prob=True,
+            log_prob_key=self.log_prob,
+            spec=self.action_spec,
+        )
 
 
 def group_specs(env: EnvBase) -> dict[str, GroupSpec]:

@@ -7,7 +7,7 @@ from tensordict import TensorDict, TensorDictBase
 from tensordict.nn import NormalParamExtractor, TensorDictModule
 from torch import nn
 from torch.optim import Adam, Optimizer
-from torchrl.modules import ActorValueOperator, ProbabilisticActor, TanhNormal, ValueOperator
+from torchrl.modules import ActorValueOperator, ProbabilisticActor, ValueOperator
 from torchrl.objectives import ClipPPOLoss
 
 from grandmodel.agents.advantage import decision_gae
@@ -54,17 +54,7 @@ class PPO(Algorithm):
             policy_module = TensorDictModule(
                 head, in_keys=[hidden], out_keys=[g.key("loc"), g.key("scale")]
             )
-            low, high = g.bounds
-            actor = ProbabilisticActor(
-                policy_module,
-                in_keys={"loc": g.key("loc"), "scale": g.key("scale")},
-                out_keys=[g.action],
-                distribution_class=TanhNormal,
-                distribution_kwargs={"low": low, "high": high},
-                return_log_prob=True,
-                log_prob_key=g.log_prob,
-                spec=g.action_spec,
-            )
+            actor = g.tanh_normal_actor(policy_module)
         value_head = mlp(width, list(cfg.value_layers), cfg.activation, cfg.dropout, 1)
         critic = ValueOperator(value_head, in_keys=[hidden], out_keys=[g.key("state_value")])
         self.agent = ActorValueOperator(common, actor, critic)

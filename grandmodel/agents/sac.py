@@ -6,7 +6,7 @@ from tensordict import TensorDictBase
 from tensordict.nn import NormalParamExtractor, TensorDictModule
 from torch import nn
 from torch.optim import Adam, Optimizer
-from torchrl.modules import ProbabilisticActor, TanhNormal, ValueOperator
+from torchrl.modules import ValueOperator
 from torchrl.objectives import SACLoss, SoftUpdate, ValueEstimators
 
 from grandmodel.agents.groups import GroupSpec
@@ -30,18 +30,10 @@ class SAC(OffPolicy):
             nn.Linear(mlp_width(encoder.out_features, layers), 2 * g.n_actions),
             NormalParamExtractor(scale_mapping="biased_softplus_1.0"),
         )
-        low, high = g.bounds
-        self.actor = ProbabilisticActor(
+        self.actor = g.tanh_normal_actor(
             TensorDictModule(
                 actor_net, in_keys=[g.observation], out_keys=[g.key("loc"), g.key("scale")]
-            ),
-            in_keys={"loc": g.key("loc"), "scale": g.key("scale")},
-            out_keys=[g.action],
-            distribution_class=TanhNormal,
-            distribution_kwargs={"low": low, "high": high},
-            return_log_prob=True,
-            log_prob_key=g.log_prob,
-            spec=g.action_spec,
+            )
         )
         qnet = StateActionNet(tuple(g.observation_spec.shape), g.n_actions, cfg)
         qvalue = ValueOperator(

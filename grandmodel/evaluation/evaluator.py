@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from omegaconf import DictConfig
-from tensordict import TensorDictBase
+from tensordict import TensorDict, TensorDictBase
 from tensordict.nn import TensorDictModuleBase
 from torchrl.envs import EnvBase
 from torchrl.envs.utils import ExplorationType, set_exploration_type
@@ -29,18 +29,22 @@ def run_policy(
     flags and info but not observations; also the mask of each env's first-episode steps."""
     was_training = getattr(policy, "training", False)
     policy.eval()
-    kept, keys = [], None
+    kept: dict = {}  # leaf key -> that entry at every step (cheaper than stacking TensorDicts)
     try:
         with set_exploration_type(ExplorationType.DETERMINISTIC), torch.no_grad():
             td = env.reset()
             for _ in range(steps):
                 out, td = env.step_and_maybe_reset(policy(td))
-                if keys is None:  # the same keys at every step
-                    keys = [k for k in out.keys(True, True) if _leaf(k) not in HEAVY]
-                kept.append(out.select(*keys))
+                if not kept:  # the same keys at every step
+                    kept = {k: [] for k in out.keys(True, True) if _leaf(k) not in HEAVY}
+                for key, values in kept.items():
+                    values.append(out.get(key))
     finally:
         policy.train(was_training)
-    rollout = torch.stack(kept, dim=len(env.batch_size))
+    dim = len(env.batch_size)
+    rollout = TensorDict({}, batch_size=[*env.batch_size, steps], device=env.device)
+    for key, values in kept.items():
+        rollout.set(key, torch.stack(values, dim=dim))
     done = rollout.get(("next", "done"))[..., 0]
     ended_before = torch.cumsum(done.int(), dim=-1) - done.int()
     return rollout, ended_before == 0

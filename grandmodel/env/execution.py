@@ -87,8 +87,10 @@ def first_stop_hit(
     highs: torch.Tensor,
     lows: torch.Tensor,
     valid: torch.Tensor,
+    slots: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Scan the bars ``[B, K]`` after a fill for the first one that touches the stop.
+    """Scan the bars ``[B, K]`` after a fill for the first one that touches the stop (``slots`` is
+    ``arange(K)``).
 
     Returns (hit [B] bool, index of that bar [B], fill price [B]): the stop level, or the bar's open
     when the bar gaps through it.
@@ -100,9 +102,8 @@ def first_stop_hit(
     hit = touched.any(dim=1)
     # first touching bar (0 when none); not argmax: inductor's vectorised uint8 argmax over a short
     # row returns an out-of-range index at batch 1 (torch 2.13)
-    slots = torch.arange(touched.shape[1], device=touched.device)
-    bar = torch.where(touched, slots, touched.shape[1]).amin(dim=1).clamp_max(touched.shape[1] - 1)
-    bar = torch.where(hit, bar, 0)
+    first = torch.where(touched, slots, touched.shape[1]).amin(dim=1)
+    bar = torch.where(hit, first, 0)
     open_at = opens.gather(1, bar.unsqueeze(1)).squeeze(1)
     price = torch.where(position > 0, torch.minimum(open_at, stop), torch.maximum(open_at, stop))
     return hit, bar, torch.where(hit, price, torch.zeros_like(price))

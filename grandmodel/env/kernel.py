@@ -134,6 +134,7 @@ class StepKernel:
             self.base_high[bars],
             self.base_low[bars],
             valid,
+            self.slots,
         )
         stop_qty = torch.where(hit, -fill.position, 0.0)
         stop_unit = self.costs.per_contract(stop_price)

@@ -1,10 +1,15 @@
-"""Performance metrics of one equity curve (DESIGN.md §7): numpy in, floats and dicts out.
+"""Performance metrics of one equity curve: numpy in, floats and dicts out.
 
 Returns are per-period simple returns of account equity at the bar frequency; every annualised
 figure takes ``periods_per_year`` explicitly (ES: bars per 23 h x 252 days, never 252 for intraday
-bars). Inputs are expected NaN-free. Where a value is undefined (too few observations, a zero
+bars; the data layer's ``grandmodel.data.timeframes.periods_per_year`` computes it). Inputs are expected NaN-free. Where a value is undefined (too few observations, a zero
 denominator) the result is ``nan``; no function raises for data or emits numpy RuntimeWarnings.
 Where empyrical-reloaded defines the same quantity the values match it; each docstring says how.
+
+One convention for a policy that never moves equity (every excess return exactly zero, e.g. always
+flat): its Sharpe and Sortino ratios are ``0`` (no return for no risk), not ``nan``, so that it
+ranks between winners and losers wherever ratios are compared: checkpoint selection, sweeps,
+reports. Other zero-dispersion samples (constant non-zero returns) stay ``nan``.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import math
 
 import numpy as np
 from numpy.typing import ArrayLike
+from scipy.stats import kurtosis, skew
 
 NAN = float("nan")
 
@@ -28,20 +34,13 @@ def _tail(level: float) -> float:
     return round(1.0 - level, 10)
 
 
-def periods_per_year(
-    bar_seconds: float, session_hours: float = 23.0, trading_days: int = 252
-) -> float:
-    """Bars per year = ``session_hours * 3600 * trading_days / bar_seconds`` (ES 5-min: 69,552)."""
-    if bar_seconds <= 0:
-        raise ValueError(f"bar_seconds must be > 0, got {bar_seconds}")
-    return session_hours * 3600.0 * trading_days / bar_seconds
+def equity_curve(returns: ArrayLike, start: float = 1.0) -> np.ndarray:
+    """``start`` then ``start * cumprod(1 + r)``: the one way per-step returns become equity.
 
-
-def simple_returns(equity: ArrayLike) -> np.ndarray:
-    """``equity[1:] / equity[:-1] - 1`` (length ``len(equity) - 1``; empty for < 2 points)."""
-    eq = _arr(equity)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return eq[1:] / eq[:-1] - 1.0
+    Several windows (evaluation episodes, walk-forward folds) are chained by concatenating their
+    returns in time order, each window having started from the same capital.
+    """
+    return start * np.concatenate(([1.0], np.cumprod(1.0 + _arr(returns))))
 
 
 def sharpe_ratio(returns: ArrayLike, periods_per_year: float, risk_free: float = 0.0) -> float:
@@ -49,12 +48,15 @@ def sharpe_ratio(returns: ArrayLike, periods_per_year: float, risk_free: float =
 
     ``risk_free`` is an annual rate. Equals ``empyrical.sharpe_ratio(r, risk_free=risk_free /
     periods_per_year, annualization=periods_per_year)`` (also ddof=1), except that ``nan`` is
-    returned for zero dispersion (empyrical: ``inf`` for constant non-zero returns). ``nan`` for
+    for a flat policy (every excess return zero: ``0``, as the module docstring says) and ``nan``
+    for other zero dispersion (empyrical: ``inf`` for constant non-zero returns). ``nan`` for
     fewer than 2 observations.
     """
     r = _arr(returns) - risk_free / periods_per_year
-    if r.size < 2 or np.ptp(r) == 0:
+    if r.size < 2:
         return NAN
+    if np.ptp(r) == 0:
+        return 0.0 if r[0] == 0 else NAN
     return float(r.mean() / r.std(ddof=1) * math.sqrt(periods_per_year))
 
 
@@ -65,12 +67,15 @@ def sortino_ratio(
 
     ``required_return`` is an annual minimum acceptable return, ``m = required_return /
     periods_per_year`` (the convention of :func:`sharpe_ratio`). Equals ``empyrical.sortino_ratio(r,
-    required_return=m, annualization=periods_per_year)``, except ``nan`` (empyrical: ``inf``) when
-    no return falls below ``m``. ``nan`` for fewer than 2 observations.
+    required_return=m, annualization=periods_per_year)``, except ``0`` for a flat policy (every
+    excess return zero) and ``nan`` (empyrical: ``inf``) when no return falls below ``m``. ``nan``
+    for fewer than 2 observations.
     """
     excess = _arr(returns) - required_return / periods_per_year
     if excess.size < 2:
         return NAN
+    if not excess.any():
+        return 0.0
     downside = float(np.sqrt(np.mean(np.minimum(excess, 0.0) ** 2)))  # empyrical's downside_risk
     if downside == 0:
         return NAN
@@ -111,7 +116,7 @@ def max_drawdown(equity_or_returns: ArrayLike, *, from_returns: bool = False) ->
         return NAN
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         if from_returns:
-            eq = np.concatenate(([1.0], np.cumprod(1.0 + eq)))
+            eq = equity_curve(eq)
         return float(np.max(1.0 - eq / np.maximum.accumulate(eq)))
 
 
@@ -170,24 +175,22 @@ def distribution_stats(values: ArrayLike) -> dict[str, float]:
     """mean, std (ddof=1), median, min, max, skewness, kurtosis of ``values``.
 
     ``skewness = m3 / m2^1.5`` and ``kurtosis = m4 / m2^2 - 3`` (excess) from the biased central
-    moments — ``scipy.stats.skew`` / ``scipy.stats.kurtosis`` with their defaults (``bias=True``,
+    moments: ``scipy.stats.skew`` / ``scipy.stats.kurtosis`` with their defaults (``bias=True``,
     as in empyrical's perf stats). ``nan`` where undefined: everything when empty, std for n < 2,
     skewness and kurtosis for constant values.
     """
     v = _arr(values)
     if v.size == 0:
         return dict.fromkeys(("mean", "std", "median", "min", "max", "skewness", "kurtosis"), NAN)
-    dev = v - v.mean()
-    m2 = float(np.mean(dev**2))
-    constant = np.ptp(v) == 0 or m2 == 0
+    constant = np.ptp(v) == 0 or float(np.mean((v - v.mean()) ** 2)) == 0
     return {
         "mean": float(v.mean()),
         "std": NAN if v.size < 2 else 0.0 if constant else float(v.std(ddof=1)),
         "median": float(np.median(v)),
         "min": float(v.min()),
         "max": float(v.max()),
-        "skewness": NAN if constant else float(np.mean(dev**3) / m2**1.5),
-        "kurtosis": NAN if constant else float(np.mean(dev**4) / m2**2 - 3.0),
+        "skewness": NAN if constant else float(skew(v)),
+        "kurtosis": NAN if constant else float(kurtosis(v)),
     }
 
 
@@ -283,24 +286,22 @@ def contribution_stats(
 
 
 def performance_summary(
-    equity: ArrayLike,
+    returns: ArrayLike,
     periods_per_year: float,
     *,
     trades_pnl: ArrayLike | None = None,
     trade_durations: ArrayLike | None = None,
     risk_free: float = 0.0,
 ) -> dict[str, float]:
-    """All single-curve metrics with stable keys; returns are :func:`simple_returns` of ``equity``.
+    """All single-curve metrics of per-step ``returns`` with stable keys; the equity is their
+    :func:`equity_curve` from 1 (drawdowns and total return do not depend on the capital).
 
     Keys: sharpe, sortino (MAR = ``risk_free``), calmar, annual_return, annual_volatility,
-    max_drawdown, max_drawdown_duration, var_95, cvar_95, total_return (``equity[-1] / equity[0] -
-    1``), n_periods (number of returns), plus the :func:`trade_stats` keys when ``trades_pnl`` is
-    given.
+    max_drawdown, max_drawdown_duration, var_95, cvar_95, total_return (``prod(1 + r) - 1``),
+    n_periods (number of returns), plus the :func:`trade_stats` keys when ``trades_pnl`` is given.
     """
-    eq = _arr(equity)
-    r = simple_returns(eq)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        total = float(eq[-1] / eq[0] - 1.0) if eq.size else NAN
+    r = _arr(returns)
+    eq = equity_curve(r)
     out: dict[str, float] = {
         "sharpe": sharpe_ratio(r, periods_per_year, risk_free),
         "sortino": sortino_ratio(r, periods_per_year, risk_free),
@@ -311,7 +312,7 @@ def performance_summary(
         "max_drawdown_duration": drawdown_duration(eq),
         "var_95": value_at_risk(r, 0.95),
         "cvar_95": conditional_value_at_risk(r, 0.95),
-        "total_return": total,
+        "total_return": float(eq[-1] - 1.0),
         "n_periods": int(r.size),
     }
     if trades_pnl is not None:

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 from rich.table import Table
 
-from grandmodel.evaluation.backtest import Outcome, chained_equity
+from grandmodel.evaluation.metrics import equity_curve
+from grandmodel.evaluation.walk import Outcome
 
 SHOWN = (
     "sharpe",
@@ -23,9 +24,9 @@ SHOWN = (
 
 
 def report_equity(outcome: Outcome, capital: float) -> pd.DataFrame:
-    """The report's equity curve: every window's returns chained from ``capital``."""
+    """The report's equity curve after each step: the walk's chained returns from ``capital``."""
     d = outcome.ledger.decisions
-    equity = chained_equity(d, capital)[1:]
+    equity = equity_curve(outcome.returns, capital)[1:]
     peak = np.maximum.accumulate(equity)
     index = pd.DatetimeIndex(d["time"]).rename("time")
     columns = {

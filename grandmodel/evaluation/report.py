@@ -1,10 +1,10 @@
 """Evaluation report of one run: markdown plus a self-contained HTML page (plots embedded).
 
-Sections follow the seed's evaluation report (performance summary, risk analysis, trading
-performance, agent contributions) and add the comparison with baselines and the honest statistics
-of the Sharpe ratio (bootstrap interval, PSR, DSR). Every metric comes from
-:mod:`grandmodel.evaluation.metrics` and :mod:`grandmodel.evaluation.statistics`; equity-curve
-metrics use the per-period simple returns of ``equity["equity"]`` (one period = one decision step).
+Sections: performance summary, risk analysis, trading performance, agent contributions, the
+comparison with baselines and the honest statistics of the Sharpe ratio (bootstrap interval, PSR,
+DSR). The report computes no performance metric itself: it shows the walk's own metrics and
+returns (:class:`~grandmodel.evaluation.walk.Outcome`), so a number is the same in every section and
+in the tables printed and logged beside it (one period = one decision step).
 """
 
 from __future__ import annotations
@@ -20,21 +20,10 @@ import numpy as np
 import pandas as pd
 
 from grandmodel.evaluation import plots
-from grandmodel.evaluation.metrics import (
-    distribution_stats,
-    performance_summary,
-    sharpe_ratio,
-    simple_returns,
-)
-from grandmodel.evaluation.statistics import (
-    bootstrap_sharpe_ci,
-    deflated_sharpe_ratio,
-    expected_max_sharpe,
-    probabilistic_sharpe_ratio,
-)
+from grandmodel.evaluation.metrics import distribution_stats
+from grandmodel.evaluation.statistics import honest_statistics
 
 NAN = float("nan")
-TRAINED = "trained"  # the comparison row of the evaluated policy
 TOTAL = "total (sum over roles)"
 EXPOSURE_KEYS = (
     "turnover", "annual_turnover", "average_exposure", "max_exposure", "time_in_market",
@@ -52,8 +41,10 @@ Block = tuple
 class ReportInputs:
     """Everything a report shows; see :func:`write_report`."""
 
-    equity: pd.DataFrame  # index: decision time; columns equity, drawdown, position, mark
+    equity: pd.DataFrame  # index: decision time; columns equity, drawdown, position, mark (plots)
     decisions: pd.DataFrame  # one row per env step
+    returns: np.ndarray  # the walk's chained per-step equity returns (honest statistics)
+    metrics: dict[str, float]  # the walk's metrics, with its tables' (Walk.run(tables=True))
     comparison: dict[str, dict[str, float]]  # metrics per policy, the evaluated one as "trained"
     episode_rewards: dict[str, np.ndarray]  # per role: total reward of each evaluation episode
     periods_per_year: float  # decision steps per year (annualisation factor)
@@ -64,51 +55,6 @@ class ReportInputs:
     history: list[dict[str, float]] = field(default_factory=list)  # training history rows
     contributions: dict[str, dict[str, float]] = field(default_factory=dict)
     trial_sharpes: np.ndarray | None = None  # annualised Sharpe ratios of the trials, if known
-
-
-def honest_statistics(
-    returns: np.ndarray,
-    periods_per_year: float,
-    n_trials: int,
-    trial_sharpes: np.ndarray | None = None,
-    *,
-    n_boot: int = 2000,
-    seed: int = 0,
-) -> dict[str, float]:
-    """Annualised Sharpe ratio with its 95% bootstrap interval, PSR (vs 0) and DSR.
-
-    The interval is a stationary block bootstrap with mean block length ``round(sqrt(n))`` (keeps
-    the autocorrelation of bar returns). DSR is the PSR against ``expected_max_sharpe``: the best
-    Sharpe ratio that ``n_trials`` zero-skill configurations reach by luck, with the variance of the
-    trials' Sharpe ratios taken from ``trial_sharpes`` (annualised, >= 2 values) when given, else
-    ``1 / (n - 1)`` per period² — the sampling variance of a Sharpe estimate under zero true Sharpe
-    (the trials are assumed to differ by estimation noise only). ``expected_max_sharpe`` is
-    reported annualised. ``nan`` where undefined (fewer than 2 returns, zero dispersion).
-    """
-    if n_trials < 1:
-        raise ValueError(f"n_trials must be >= 1, got {n_trials}")
-    r = np.asarray(returns, dtype=np.float64).ravel()
-    n, scale = r.size, math.sqrt(periods_per_year)
-    lo, hi = bootstrap_sharpe_ci(
-        r, periods_per_year, block=max(1, round(math.sqrt(n))), n_boot=n_boot, seed=seed
-    )
-    if trial_sharpes is not None:
-        trials = np.asarray(trial_sharpes, dtype=np.float64).ravel() / scale
-        if trials.size < 2:
-            raise ValueError(f"trial_sharpes needs >= 2 values, got {trials.size}")
-        variance = float(trials.var(ddof=1))
-    else:
-        variance = 1.0 / (n - 1) if n > 1 else NAN
-    return {
-        "sharpe": sharpe_ratio(r, periods_per_year),
-        "sharpe_ci_low": lo,
-        "sharpe_ci_high": hi,
-        "psr": probabilistic_sharpe_ratio(r),
-        "dsr": deflated_sharpe_ratio(r, n_trials, variance),
-        "expected_max_sharpe": expected_max_sharpe(n_trials, variance) * scale,
-        "n_trials": float(n_trials),
-        "n_periods": float(n),
-    }
 
 
 def _special(x: float) -> str | None:
@@ -218,9 +164,7 @@ def _risk(perf: dict[str, float], periods_per_year: float) -> list[Block]:
     return [("h", 2, "Risk analysis"), ("items", items)]
 
 
-def _trading(
-    perf: dict[str, float], trades: pd.DataFrame, trained: dict[str, float]
-) -> list[Block]:
+def _trading(perf: dict[str, float], trades: pd.DataFrame) -> list[Block]:
     blocks: list[Block] = [("h", 2, "Trading performance")]
     if perf["n_trades"]:
         sides = trades["side"].value_counts()
@@ -241,9 +185,7 @@ def _trading(
         blocks.append(("p", "No closed trades in the evaluation period."))
         items = []
     items += [
-        (k.replace("_", " ").capitalize(), _format(k, trained[k]))
-        for k in EXPOSURE_KEYS
-        if k in trained
+        (k.replace("_", " ").capitalize(), _format(k, perf[k])) for k in EXPOSURE_KEYS if k in perf
     ]
     if items:
         blocks.append(("items", items))
@@ -390,31 +332,22 @@ def write_report(inputs: ReportInputs, folder: str | Path) -> dict[str, Path]:
     """Write the PNG plots, ``report.md`` (images by relative name) and ``report.html`` (images
     embedded as base64) into ``folder``; returns ``{file name: path}``.
 
-    ``learning_curves.png`` only when ``history`` has training or validation rows. Trading metrics
-    are per closed round trip of ``trades``; turnover and exposure come from
-    ``comparison["trained"]`` when present there.
+    ``learning_curves.png`` only when ``history`` has training or validation rows. Every figure is
+    ``metrics`` (trading ones per closed round trip of ``trades``) or a statistic of ``returns``.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    equity = inputs.equity["equity"].to_numpy(dtype=np.float64)
-    trades = inputs.trades
-    has_trades = not trades.empty
-    perf = performance_summary(
-        equity,
-        inputs.periods_per_year,
-        trades_pnl=trades["pnl"].to_numpy(dtype=np.float64) if has_trades else np.zeros(0),
-        trade_durations=trades["bars"].to_numpy(dtype=np.float64) if has_trades else np.zeros(0),
-    )
+    perf = inputs.metrics
     rewards = _episode_totals(inputs.episode_rewards)
     honest = honest_statistics(
-        simple_returns(equity), inputs.periods_per_year, inputs.n_trials, inputs.trial_sharpes
+        inputs.returns, inputs.periods_per_year, inputs.n_trials, inputs.trial_sharpes
     )
     written = _plots(inputs, folder)
     blocks = [
         *_header(inputs),
         *_summary(perf, rewards),
         *_risk(perf, inputs.periods_per_year),
-        *_trading(perf, trades, inputs.comparison.get(TRAINED, {})),
+        *_trading(perf, inputs.trades),
         *_contributions(inputs.contributions),
         *_baselines(inputs.comparison),
         *_honest(honest),

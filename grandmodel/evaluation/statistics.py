@@ -139,3 +139,49 @@ def deflated_sharpe_ratio(
     else:
         raise ValueError("deflated_sharpe_ratio needs sharpe_variance or trial_sharpes")
     return probabilistic_sharpe_ratio(returns, expected_max_sharpe(n_trials, variance))
+
+
+def honest_statistics(
+    returns: np.ndarray,
+    periods_per_year: float,
+    n_trials: int,
+    trial_sharpes: np.ndarray | None = None,
+    *,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Annualised Sharpe ratio with its 95% bootstrap interval, PSR (vs 0) and DSR.
+
+    The interval is a stationary block bootstrap with mean block length ``round(sqrt(n))`` (keeps
+    the autocorrelation of bar returns). DSR is the PSR against ``expected_max_sharpe``: the best
+    Sharpe ratio that ``n_trials`` zero-skill configurations reach by luck, with the variance of the
+    trials' Sharpe ratios taken from ``trial_sharpes`` (annualised, >= 2 values) when given, else
+    ``1 / (n - 1)`` per period² — the sampling variance of a Sharpe estimate under zero true Sharpe
+    (the trials are assumed to differ by estimation noise only). ``expected_max_sharpe`` is
+    reported annualised. ``sharpe`` is :func:`~grandmodel.evaluation.metrics.sharpe_ratio` (0 for a
+    flat policy); the rest is ``nan`` where undefined (fewer than 2 returns, zero dispersion).
+    """
+    if n_trials < 1:
+        raise ValueError(f"n_trials must be >= 1, got {n_trials}")
+    r = np.asarray(returns, dtype=np.float64).ravel()
+    n, scale = r.size, math.sqrt(periods_per_year)
+    lo, hi = bootstrap_sharpe_ci(
+        r, periods_per_year, block=max(1, round(math.sqrt(n))), n_boot=n_boot, seed=seed
+    )
+    if trial_sharpes is not None:
+        trials = np.asarray(trial_sharpes, dtype=np.float64).ravel() / scale
+        if trials.size < 2:
+            raise ValueError(f"trial_sharpes needs >= 2 values, got {trials.size}")
+        variance = float(trials.var(ddof=1))
+    else:
+        variance = 1.0 / (n - 1) if n > 1 else NAN
+    return {
+        "sharpe": sharpe_ratio(r, periods_per_year),
+        "sharpe_ci_low": lo,
+        "sharpe_ci_high": hi,
+        "psr": probabilistic_sharpe_ratio(r),
+        "dsr": deflated_sharpe_ratio(r, n_trials, variance),
+        "expected_max_sharpe": expected_max_sharpe(n_trials, variance) * scale,
+        "n_trials": float(n_trials),
+        "n_periods": float(n),
+    }

@@ -12,13 +12,14 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
+from grandmodel.config.root import RootConfig
 from grandmodel.errors import GrandModelError
-from grandmodel.evaluation.backtest import RANGE, Arena, Outcome, compare, market, model_config
-from grandmodel.evaluation.evaluator import MarketEvaluator
+from grandmodel.evaluation.comparison import compare, market, model_config, trained_policy
 from grandmodel.evaluation.metrics import performance_summary
 from grandmodel.evaluation.outputs import comparison_table, write_tables
 from grandmodel.evaluation.runs import TrainedRun, resolve_run
-from grandmodel.training.run import run_training
+from grandmodel.evaluation.training_job import train
+from grandmodel.evaluation.walk import RANGE, Outcome, Walk, stamp
 
 FOLD_SPLITS = {
     "train": 0.8,
@@ -30,6 +31,8 @@ FOLD_SPLITS = {
 def walk_forward(
     cfg: DictConfig, run: TrainedRun, folder: Path, console: Console
 ) -> dict[str, Any]:
+    """Train (or load, ``walk_forward.runs``) each fold, walk its test window beside the baselines,
+    and pool the folds; returns the metrics to log, the pooled metrics, the fold table and files."""
     model_cfg = model_config(run, cfg.get("data"), cfg.paths, cfg.initial_capital)
     full = market(run, model_cfg)
     folds = int(cfg.walk_forward.folds)
@@ -50,31 +53,27 @@ def walk_forward(
         fold_run = (
             resolve_run(cfg.walk_forward.runs[i])
             if cfg.walk_forward.runs
-            else _train_fold(run, model_cfg, train_end, folder / f"fold{i}", cfg)
+            else _train_fold(model_cfg, train_end, folder / f"fold{i}", cfg, console)
         )
         fold_cfg = model_config(fold_run, cfg.get("data"), cfg.paths, cfg.initial_capital)
         data = market(fold_run, fold_cfg)
         data = replace(data, splits={**data.splits, RANGE: (lo, hi)})
-        arena = Arena(fold_cfg, data, RANGE, whole=True)
-        _, policy = arena.trained(fold_run)
-        outcomes = compare(arena, fold_run, policy)
+        walk = Walk(fold_cfg, data, RANGE, whole=True)
+        _, policy = trained_policy(walk, fold_run)
+        outcomes = compare(walk, fold_run, policy)
         write_tables(outcomes["trained"], folder, prefix=f"fold{i}_")
         per_fold.append(outcomes)
-        test_span = (_time(known[lo], tz), _time(known[hi - 1], tz))
         rows.append(
             {
                 "fold": i,
                 "trained_until": train_end[:16],
-                "test_from": test_span[0],
-                "test_to": test_span[1],
+                "test_from": stamp(known[lo], tz),
+                "test_to": stamp(known[hi - 1], tz),
                 **{f"{k}_sharpe": o.metrics["sharpe"] for k, o in outcomes.items()},
             }
         )
     pooled = {
-        name: _pooled(
-            [f[name] for f in per_fold], arena.periods_per_year, float(fold_cfg.env.initial_capital)
-        )
-        for name in per_fold[0]
+        name: _pooled([f[name] for f in per_fold], walk.periods_per_year) for name in per_fold[0]
     }
     table = pd.DataFrame(rows)
     files = {"walk_forward.csv": folder / "walk_forward.csv"}
@@ -90,41 +89,33 @@ def walk_forward(
     return {"metrics": metrics, "pooled": pooled, "folds": table, "files": files}
 
 
-def _time(ns: int, tz: str) -> str:
-    return str(pd.Timestamp(int(ns), tz="UTC").tz_convert(tz).strftime("%Y-%m-%d %H:%M"))
-
-
 def _train_fold(
-    run: TrainedRun, model_cfg: DictConfig, train_end: str, folder: Path, cfg: DictConfig
+    model_cfg: DictConfig, train_end: str, folder: Path, cfg: DictConfig, console: Console
 ) -> TrainedRun:
-    """Train the run's configuration on the data up to ``train_end``."""
-    fold = OmegaConf.create(OmegaConf.to_container(model_cfg, resolve=True))
+    """Train the run's configuration on the data up to ``train_end`` (a full training job: its
+    final report and tracked run included)."""
+    plain = OmegaConf.to_container(model_cfg, resolve=True)
+    plain["logger"] = OmegaConf.to_container(cfg.logger, resolve=True)
+    fold = OmegaConf.merge(OmegaConf.structured(RootConfig), plain)  # typed, as training expects
     fold.data.end = train_end
     for name, fraction in FOLD_SPLITS.items():
         fold.data.splits[name] = fraction
     fold.paths.output_dir = str(folder)
     fold.ckpt_path = None
-    fold.logger = OmegaConf.create(OmegaConf.to_container(cfg.logger, resolve=True))
     if cfg.walk_forward.total_frames:
         fold.trainer.total_frames = int(cfg.walk_forward.total_frames)
         fold.trainer.eval_every_frames = min(
             int(fold.trainer.eval_every_frames), int(cfg.walk_forward.total_frames)
         )
     fold.trainer.enable_progress_bar = False
-    run_training(
-        fold, lambda c, d, split: MarketEvaluator(c, d, split, int(c.trainer.eval_episodes))
-    )
+    train(fold, console=console)
     return resolve_run(str(folder))
 
 
-def _pooled(outcomes: list[Outcome], periods_per_year: float, capital: float) -> dict[str, float]:
+def _pooled(outcomes: list[Outcome], periods_per_year: float) -> dict[str, float]:
     """Metrics of the out-of-sample windows' per-step returns chained in time order."""
-    returns = []
-    for outcome in outcomes:
-        equity = np.concatenate(([capital], outcome.ledger.decisions["equity"].to_numpy()))
-        returns.append(equity[1:] / equity[:-1] - 1.0)
-    curve = capital * np.concatenate(([1.0], np.cumprod(1.0 + np.concatenate(returns))))
+    returns = np.concatenate([o.returns for o in outcomes])
     pnl = np.concatenate([o.ledger.trades["pnl"].to_numpy() for o in outcomes])
-    out = performance_summary(curve, periods_per_year, trades_pnl=pnl)
+    out = performance_summary(returns, periods_per_year, trades_pnl=pnl)
     out["net_pnl"] = float(sum(o.metrics["net_pnl"] for o in outcomes))
     return out

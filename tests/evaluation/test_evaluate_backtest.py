@@ -11,8 +11,17 @@ import torch
 from mlflow.tracking import MlflowClient
 
 import grandmodel
-from grandmodel.evaluation.backtest import RANGE, Arena, compare, market, model_config, with_range
+from grandmodel.evaluation.commands import run_backtest, run_evaluation
+from grandmodel.evaluation.comparison import (
+    baseline,
+    compare,
+    market,
+    model_config,
+    trained_policy,
+)
+from grandmodel.evaluation.evaluator import TRAINING_KEYS, MarketEvaluator
 from grandmodel.evaluation.runs import resolve_run
+from grandmodel.evaluation.walk import RANGE, Walk, with_range
 from grandmodel.train import train
 
 MULTIPLIER = 50.0
@@ -142,9 +151,9 @@ def test_backtest_uses_the_env_accounting_and_baselines_share_the_range(
     paths = grandmodel.load_config([f"paths.outputs_dir={outputs}"]).paths
     cfg = model_config(run, None, paths, capital=100_000.0)
     data = with_range(market(run, cfg), "2023-01-05", "2023-01-12")
-    arena = Arena(cfg, data, RANGE, whole=True)
-    _, policy = arena.trained(run)
-    outcomes = compare(arena, run, policy)
+    walk = Walk(cfg, data, RANGE, whole=True)
+    _, policy = trained_policy(walk, run)
+    outcomes = compare(walk, run, policy)
     times = outcomes["trained"].ledger.decisions["time"]
     assert times.iloc[0] >= pd.Timestamp("2023-01-05", tz="America/Chicago")
     assert times.iloc[-1] <= pd.Timestamp("2023-01-12", tz="America/Chicago")
@@ -152,7 +161,7 @@ def test_backtest_uses_the_env_accounting_and_baselines_share_the_range(
         pd.testing.assert_series_equal(outcome.ledger.decisions["time"], times)
     # the backtest's equity is the env's own accounting: step a fresh env with the same policy
     env = grandmodel.build_env(
-        arena.cfg, data, n_envs=1, split=RANGE, mode="eval"
+        walk.cfg, data, n_envs=1, split=RANGE, mode="eval"
     )  # one window: the range
     with torch.no_grad():
         rollout = env.rollout(
@@ -189,8 +198,6 @@ def test_backtest_cli_writes_tables_and_compares_baselines(cli, trained) -> None
 
 
 def test_the_seed_fixes_the_random_baseline(trained, tmp_path: Path) -> None:
-    from grandmodel.backtest import backtest
-
     folder = trained[0]
 
     def random_pnl(seed: int, name: str) -> float:
@@ -207,11 +214,38 @@ def test_the_seed_fixes_the_random_baseline(trained, tmp_path: Path) -> None:
             config_name="backtest",
         )
         torch.manual_seed(1234 + len(name))  # whatever the caller's RNG state
-        return backtest(cfg)["metrics"]["random"]["net_pnl"]
+        return run_backtest(cfg)["metrics"]["random"]["net_pnl"]
 
     first = random_pnl(0, "a")
     assert random_pnl(0, "bb") == first
     assert random_pnl(1, "c") != first
+
+
+def test_the_evaluation_pass_reports_what_training_would_pick(trained, tmp_path: Path) -> None:
+    """The training evaluator (which picks checkpoints) and ``evaluate`` give the same numbers."""
+    folder = trained[0]
+    cfg = grandmodel.load_config(
+        [
+            f"run={folder}", "split=val", "counterfactual=false", "logger=csv",
+            f"paths.outputs_dir={tmp_path}", f"paths.output_dir={tmp_path / 'evaluation'}",
+        ],
+        config_name="evaluate",
+    )  # fmt: skip
+    reported = run_evaluation(cfg)["metrics"]
+    run = resolve_run(str(folder))
+    model_cfg = model_config(run, None, cfg.paths)
+    data = market(run, model_cfg)
+    evaluator = MarketEvaluator(model_cfg, data, "val")
+    policies = {
+        "trained": trained_policy(evaluator.walk, run)[1],
+        "flat": baseline(evaluator.walk, "flat", run),
+    }
+    for name, policy in policies.items():
+        picked = evaluator(policy)
+        np.testing.assert_equal(picked, {k: reported[name][k] for k in TRAINING_KEYS})
+    assert reported["flat"]["sharpe"] == 0.0
+    md = (tmp_path / "evaluation" / "report.md").read_text(encoding="utf-8")
+    assert md.count(f"- **Sharpe ratio (annualised)**: {reported['trained']['sharpe']:,.2f}") == 2
 
 
 def test_walk_forward_trains_each_fold_and_pools_out_of_sample(cli, trained) -> None:

@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from scipy import stats
 
 from grandmodel.evaluation import metrics as m
 
-PPY = m.periods_per_year(300)  # 5-minute ES bars
+PPY = 23 * 3600 * 252 / 300  # 5-minute ES bars: 69,552 a year
 
 
 def _series() -> dict[str, np.ndarray]:
@@ -90,6 +89,10 @@ def test_documented_divergences_from_empyrical() -> None:
     constant = np.full(10, 1e-3)
     assert math.isinf(ep.sharpe_ratio(constant, annualization=PPY))
     assert math.isnan(m.sharpe_ratio(constant, PPY))
+    flat = np.zeros(10)  # a policy that never moves equity
+    assert math.isnan(ep.sharpe_ratio(flat, annualization=PPY))
+    assert m.sharpe_ratio(flat, PPY) == 0.0 and m.sortino_ratio(flat, PPY) == 0.0
+    assert math.isnan(m.sharpe_ratio(flat, PPY, risk_free=0.04))  # constant non-zero excess
     all_up = np.array([0.01, 0.02, 0.005])
     assert math.isinf(ep.sortino_ratio(all_up, annualization=PPY))
     assert math.isnan(m.sortino_ratio(all_up, PPY))
@@ -97,20 +100,16 @@ def test_documented_divergences_from_empyrical() -> None:
     assert m.annual_return(ruin, PPY) == -1.0
 
 
-def test_periods_per_year() -> None:
-    assert m.periods_per_year(300) == 23 * 3600 * 252 / 300
-    assert m.periods_per_year(300) == pytest.approx(69_552)
-    assert m.periods_per_year(60) == pytest.approx(347_760)
-    assert m.periods_per_year(3600, session_hours=6.5) == pytest.approx(6.5 * 252)
-    with pytest.raises(ValueError):
-        m.periods_per_year(0)
+def _returns(equity: np.ndarray) -> np.ndarray:
+    return np.diff(equity) / equity[:-1]
 
 
-def test_simple_returns_and_max_drawdown_by_hand() -> None:
-    np.testing.assert_allclose(m.simple_returns([100.0, 110.0, 99.0]), [0.1, -0.1])
+def test_equity_curve_and_max_drawdown_by_hand() -> None:
+    np.testing.assert_allclose(m.equity_curve([0.1, -0.1], 100.0), [100.0, 110.0, 99.0])
+    np.testing.assert_array_equal(m.equity_curve([]), [1.0])
     equity = np.array([100.0, 120.0, 90.0, 130.0, 65.0])
     assert m.max_drawdown(equity) == pytest.approx(0.5)
-    assert m.max_drawdown(m.simple_returns(equity), from_returns=True) == pytest.approx(0.5)
+    assert m.max_drawdown(_returns(equity), from_returns=True) == pytest.approx(0.5)
     assert m.max_drawdown([100.0, 101.0, 102.0]) == 0.0
 
 
@@ -157,17 +156,19 @@ def test_trade_stats_by_hand() -> None:
         m.trade_stats([1.0, 2.0], [1])
 
 
-def test_distribution_stats_matches_scipy() -> None:
+def test_distribution_stats_by_the_moment_formulas() -> None:
     v = SERIES["student_t"]
     out = m.distribution_stats(v)
+    dev = v - v.mean()
+    m2 = np.mean(dev**2)
     expected = {
         "mean": v.mean(),
         "std": v.std(ddof=1),
         "median": np.median(v),
         "min": v.min(),
         "max": v.max(),
-        "skewness": stats.skew(v),
-        "kurtosis": stats.kurtosis(v),  # excess, bias=True
+        "skewness": np.mean(dev**3) / m2**1.5,  # biased moments
+        "kurtosis": np.mean(dev**4) / m2**2 - 3.0,  # excess
     }
     assert out == pytest.approx(expected, rel=1e-10)
     assert out["kurtosis"] > 1  # fat tails, excess scale
@@ -218,8 +219,9 @@ def test_contribution_stats_by_hand() -> None:
 
 def test_performance_summary() -> None:
     r = SERIES["drawdown"]
-    equity = 1e5 * np.concatenate(([1.0], np.cumprod(1 + r)))
-    out = m.performance_summary(equity, PPY, trades_pnl=[5.0, -2.0], risk_free=0.02)
+    equity = m.equity_curve(r, 1e5)
+    np.testing.assert_allclose(equity, 1e5 * np.concatenate(([1.0], np.cumprod(1 + r))))
+    out = m.performance_summary(r, PPY, trades_pnl=[5.0, -2.0], risk_free=0.02)
     assert out["sharpe"] == pytest.approx(
         ep.sharpe_ratio(r, risk_free=0.02 / PPY, annualization=PPY)
     )
@@ -229,7 +231,7 @@ def test_performance_summary() -> None:
     assert out["max_drawdown_duration"] == m.drawdown_duration(equity) > 100
     assert out["n_periods"] == r.size
     assert out["profit_factor"] == 2.5
-    assert "n_trades" not in m.performance_summary(equity, PPY)
+    assert "n_trades" not in m.performance_summary(r, PPY)
 
 
 EDGE_EQUITY = {
@@ -246,10 +248,13 @@ EDGE_EQUITY = {
 @pytest.mark.parametrize("case", list(EDGE_EQUITY))
 def test_edge_cases_give_nan_without_warnings(case: str) -> None:
     equity = np.array(EDGE_EQUITY[case])
-    out = m.performance_summary(equity, PPY, trades_pnl=[], trade_durations=[])
+    returns = _returns(equity)
+    out = m.performance_summary(returns, PPY, trades_pnl=[], trade_durations=[])
     assert set(out) >= {"sharpe", "sortino", "calmar", "var_95", "cvar_95", "win_rate"}
-    if case in ("empty", "single", "two", "constant"):
+    if case in ("empty", "single", "two"):
         assert math.isnan(out["sharpe"]) and math.isnan(out["sortino"])
+    if case == "constant":  # a flat policy: no return for no risk (the documented convention)
+        assert out["sharpe"] == 0.0 and out["sortino"] == 0.0
     if case in ("constant", "rising"):
         assert out["max_drawdown"] == 0.0 and math.isnan(out["calmar"])
     if case == "ruined":

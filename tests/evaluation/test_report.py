@@ -13,9 +13,9 @@ import pytest
 from matplotlib.figure import Figure
 
 from grandmodel.evaluation import plots
-from grandmodel.evaluation.metrics import sharpe_ratio, simple_returns
-from grandmodel.evaluation.report import ReportInputs, honest_statistics, write_report
-from grandmodel.evaluation.statistics import bootstrap_sharpe_ci
+from grandmodel.evaluation.metrics import equity_curve, performance_summary, sharpe_ratio
+from grandmodel.evaluation.report import ReportInputs, write_report
+from grandmodel.evaluation.statistics import bootstrap_sharpe_ci, honest_statistics
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PPY = 69_552.0
@@ -38,7 +38,8 @@ def _inputs(n: int = 400, seed: int = 0) -> ReportInputs:
     index = pd.date_range("2024-03-04 08:30", periods=n, freq="5min", tz="America/Chicago")
     mark = 5000.0 + np.cumsum(rng.normal(0.0, 1.0, n))
     position = np.repeat(rng.choice([-2, 0, 1, 3], n // 20 + 1), 20)[:n].astype(float)
-    equity = 100_000.0 * np.cumprod(1.0 + rng.normal(2e-4, 2e-3, n))
+    returns = rng.normal(2e-4, 2e-3, n)
+    equity = equity_curve(returns, 100_000.0)[1:]
     drawdown = 1.0 - equity / np.maximum.accumulate(equity)
     frame = pd.DataFrame(
         {"equity": equity, "drawdown": drawdown, "position": position, "mark": mark}, index=index
@@ -80,20 +81,13 @@ def _inputs(n: int = 400, seed: int = 0) -> ReportInputs:
             "bars": [20, 20, 20, 20, 20],
         }
     )
-    trained = {
-        "sharpe": 1.2345,
-        "sortino": 2.1,
-        "max_drawdown": 0.034,
-        "total_return": 0.12,
-        "n_trades": 5,
-        "win_rate": 0.6,
-        "profit_factor": float("inf"),
-        "time_in_market": 0.4,
-    }
+    metrics = performance_summary(
+        returns, PPY, trades_pnl=pnl, trade_durations=trades["bars"].to_numpy()
+    ) | {"time_in_market": 0.4}
     comparison = {
-        "trained": trained,
-        "buy_and_hold": {"sharpe": 0.5, "max_drawdown": 0.1, "total_return": 0.03},
-        "flat": {"sharpe": float("nan"), "max_drawdown": 0.0, "total_return": 0.0},
+        "trained": metrics,
+        "buy_and_hold": {"sharpe": 1.2345, "total_return": 0.12, "profit_factor": float("inf")},
+        "random": {"sharpe": float("nan"), "max_drawdown": 0.0, "total_return": 0.0},
     }
     contributions = {
         "strategic": {
@@ -112,6 +106,8 @@ def _inputs(n: int = 400, seed: int = 0) -> ReportInputs:
     return ReportInputs(
         equity=frame,
         decisions=decisions,
+        returns=returns,
+        metrics=metrics,
         comparison=comparison,
         episode_rewards={
             role: rng.normal(0.0, 1.0, 12) for role in ("strategic", "tactical", "risk")
@@ -150,12 +146,16 @@ def test_markdown_has_every_section_in_order_and_the_numbers(full: Report) -> No
     positions = [md.index(header) for header in SECTIONS]
     assert positions == sorted(positions)
     assert md.startswith("# Evaluation of run abc123\n")
-    sharpe = sharpe_ratio(simple_returns(inputs.equity["equity"]), PPY)
-    assert f"- **Sharpe ratio (annualised)**: {sharpe:.2f}" in md
-    # the baselines table: the trained policy's Sharpe, percentages and an infinite profit factor
+    # one Sharpe ratio: the summary, the honest statistics and the baselines table agree
+    sharpe = sharpe_ratio(inputs.returns, PPY)
+    assert inputs.metrics["sharpe"] == sharpe
+    assert md.count(f"- **Sharpe ratio (annualised)**: {sharpe:.2f}") == 2
     trained_row = next(line for line in md.splitlines() if line.startswith("| trained |"))
-    assert "| 1.23 |" in trained_row and "| 12.00% |" in trained_row and "∞" in trained_row
-    assert "| flat | n/a |" in md
+    assert trained_row.startswith(f"| trained | {sharpe:.2f} |")
+    # percentages and an infinite profit factor
+    row = next(line for line in md.splitlines() if line.startswith("| buy_and_hold |"))
+    assert "| 1.23 |" in row and "| 12.00% |" in row and "∞" in row
+    assert "| random | n/a |" in md
     assert "12,345.60" in md  # money with thousands separators (ΔPnL)
     assert "- **Largest win**: 2,890.25" in md and "- **Largest loss**: -1,800.00" in md
     assert "- **Win rate (per closed trade)**: 60.00%" in md
@@ -191,8 +191,10 @@ def test_html_is_self_contained(full: Report) -> None:
 
 
 def test_empty_trades_history_and_contributions_do_not_crash(tmp_path: Path) -> None:
+    base = _inputs(seed=1)
     inputs = replace(
-        _inputs(seed=1),
+        base,
+        metrics=performance_summary(base.returns, PPY, trades_pnl=[], trade_durations=[]),
         trades=pd.DataFrame(),
         history=[],
         contributions={},

@@ -1,0 +1,147 @@
+"""What ``python -m grandmodel.evaluate`` and ``python -m grandmodel.backtest`` do: walk a trained
+run beside its baselines, write the report or the tables, print the comparison and record the pass
+as a tracking run nested under the training run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+
+from grandmodel.config import validate
+from grandmodel.console import make_console
+from grandmodel.evaluation.comparison import (
+    compare,
+    contributions,
+    market,
+    model_config,
+    trained_policy,
+)
+from grandmodel.evaluation.outputs import comparison_table, report_equity, write_tables
+from grandmodel.evaluation.report import ReportInputs, write_report
+from grandmodel.evaluation.runs import TrainedRun, resolve_run
+from grandmodel.evaluation.walk import RANGE, Outcome, Walk, with_range
+from grandmodel.evaluation.walk_forward import walk_forward
+from grandmodel.tracking import count_training_runs, record_child_run
+
+
+def _trained_run(cfg: DictConfig) -> TrainedRun:
+    validate(cfg)
+    uri = str(cfg.logger.tracking_uri) if cfg.logger.kind == "mlflow" else None
+    run = resolve_run(str(cfg.run), uri)
+    torch.manual_seed(int(cfg.seed))  # the random baseline and any sampling: same seed, same report
+    return run
+
+
+def _flat(prefix: str, outcomes: dict[str, Outcome]) -> dict[str, float]:
+    """Every policy's metrics as ``<prefix>/<policy>/<metric>``."""
+    return {
+        f"{prefix}/{name}/{key}": value
+        for name, outcome in outcomes.items()
+        for key, value in outcome.metrics.items()
+    }
+
+
+def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
+    """Walk ``cfg.split`` with the trained run and its baselines, write report.md, report.html, the
+    plots and tables; returns the metrics per policy, the files, the contributions and the run id."""
+    run = _trained_run(cfg)
+    model_cfg = model_config(run, cfg.get("data"), cfg.paths)
+    walk = Walk(model_cfg, market(run, model_cfg), str(cfg.split), int(cfg.episodes))
+    learners, policy = trained_policy(walk, run)
+    outcomes = compare(walk, run, policy)
+    trained = outcomes["trained"]
+    contrib = contributions(walk, run, learners if cfg.counterfactual else {}, trained)
+    folder = Path(cfg.paths.output_dir)
+    episodes = len(trained.episode_rewards["strategic"])
+    inputs = ReportInputs(
+        equity=report_equity(trained, walk.capital),
+        decisions=trained.ledger.decisions,
+        returns=trained.returns,
+        metrics=trained.metrics,
+        comparison={name: o.metrics for name, o in outcomes.items()},
+        episode_rewards=trained.episode_rewards,
+        periods_per_year=walk.periods_per_year,
+        n_trials=int(cfg.trials) or count_training_runs(cfg.logger, run.run_id),
+        title=f"Evaluation on the {cfg.split} split",
+        meta={
+            "run": str(cfg.run),
+            "checkpoint": str(run.checkpoint_path),
+            "data": str(model_cfg.data.name),
+            "episodes": str(episodes),
+        },
+        trades=trained.ledger.trades,
+        history=run.history,
+        contributions=contrib,
+    )
+    files = write_report(inputs, folder) | write_tables(trained, folder)
+    params = {"split": cfg.split, "episodes": cfg.episodes, "run": cfg.run}
+    run_id = _record(cfg, run, "evaluation", params, _flat(str(cfg.split), outcomes), files)
+    console = make_console()
+    title = f"{cfg.split} split, {episodes} episodes"
+    console.print(comparison_table({name: o.metrics for name, o in outcomes.items()}, title))
+    where = f"MLflow run {run_id}" if run_id else "no MLflow run"
+    console.print(f"report: {files['report.html']}; {where}")
+    return {
+        "metrics": {name: o.metrics for name, o in outcomes.items()},
+        "files": files,
+        "run_id": run_id,
+        "contributions": contrib,
+    }
+
+
+def run_backtest(cfg: DictConfig) -> dict[str, Any]:
+    """One pass of the trained run and its baselines over ``[cfg.start, cfg.end]`` (or, with
+    ``walk_forward.folds``, a walk-forward test); returns metrics per policy and the files."""
+    run = _trained_run(cfg)
+    folder = Path(cfg.paths.output_dir)
+    console = make_console()
+    if int(cfg.walk_forward.folds):
+        result = walk_forward(cfg, run, folder, console)
+        params = {"folds": cfg.walk_forward.folds}
+        result["run_id"] = _record(
+            cfg, run, "walk_forward", params, result["metrics"], result["files"]
+        )
+        return result
+    model_cfg = model_config(run, cfg.get("data"), cfg.paths, cfg.initial_capital)
+    walk = Walk(
+        model_cfg, with_range(market(run, model_cfg), cfg.start, cfg.end), RANGE, whole=True
+    )
+    _, policy = trained_policy(walk, run)
+    outcomes = compare(walk, run, policy)
+    files = write_tables(outcomes["trained"], folder)
+    d = outcomes["trained"].ledger.decisions
+    span = f"{d['time'].iloc[0]:%Y-%m-%d %H:%M} to {d['time'].iloc[-1]:%Y-%m-%d %H:%M}"
+    title = f"backtest {span}, capital {walk.capital:,.0f}"
+    console.print(comparison_table({name: o.metrics for name, o in outcomes.items()}, title))
+    params = {"start": cfg.start, "end": cfg.end, "initial_capital": walk.capital, "run": cfg.run}
+    run_id = _record(cfg, run, "backtest", params, _flat("backtest", outcomes), files)
+    console.print(f"tables in {folder}; {'MLflow run ' + run_id if run_id else 'no MLflow run'}")
+    return {
+        "metrics": {name: o.metrics for name, o in outcomes.items()},
+        "files": files,
+        "run_id": run_id,
+        "outcomes": outcomes,
+    }
+
+
+def _record(
+    cfg: DictConfig,
+    run: TrainedRun,
+    kind: str,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    files: dict[str, Path],
+) -> str | None:
+    """The pass as a ``kind`` tracking run under the training run (its local record beside the files)."""
+    return record_child_run(
+        cfg.logger,
+        run.run_id,
+        kind,
+        params,
+        metrics,
+        list(files.values()),
+        tags={"checkpoint": str(run.checkpoint_path)},
+    )

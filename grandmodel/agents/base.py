@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 import pytorch_lightning as pl
 import torch
@@ -26,7 +26,12 @@ class NonFiniteError(RuntimeError):
 
 
 class Algorithm(pl.LightningModule, abc.ABC):
-    """One learning agent group: policy, loss, optimisers and (for off-policy) its replay buffer."""
+    """One learning agent group: policy, loss, optimisers and (for off-policy) its replay buffer.
+
+    ``config_type`` is the dataclass schema of the learner's ``cfg`` (``build_learner`` converts).
+    """
+
+    config_type: ClassVar[type]
 
     def __init__(self, cfg: Any, group: GroupSpec) -> None:
         super().__init__()
@@ -35,9 +40,7 @@ class Algorithm(pl.LightningModule, abc.ABC):
         self.register_buffer("updates", torch.zeros((), dtype=torch.int64))
         self.register_buffer("batches", torch.zeros((), dtype=torch.int64))
         self._optimizers: list[Optimizer] = []
-        self._handles: list[
-            Any
-        ] = []  # what ``step`` calls: Lightning's wrappers when under a Trainer
+        self._handles: list[Any] = []  # what ``step`` calls: Lightning's wrappers under a Trainer
 
     # ---- the interface
     @abc.abstractmethod
@@ -111,7 +114,7 @@ class Algorithm(pl.LightningModule, abc.ABC):
         for optimizer in handles:
             optimizer.zero_grad(set_to_none=True)
         self._backward(loss)
-        norm = torch.nn.utils.clip_grad_norm_(parameters, max_norm if max_norm else float("inf"))
+        norm = torch.nn.utils.clip_grad_norm_(parameters, max_norm or float("inf"))
         if not torch.isfinite(norm):
             raise NonFiniteError(
                 f"{self.group.name}: non-finite gradient of {what} at update {int(self.updates)}"

@@ -12,18 +12,22 @@ from torchrl.objectives import DQNLoss, HardUpdate, ValueEstimators
 from grandmodel.agents.groups import GroupSpec
 from grandmodel.agents.networks import DuelingHead, Encoder, mlp, mlp_width
 from grandmodel.agents.off_policy import OffPolicy
+from grandmodel.config.agent import DQNConfig
 
 
 class DQN(OffPolicy):
     """ε decays multiplicatively per collected batch: ε_n = max(ε_end, ε_start · decay^n)."""
 
-    def __init__(self, cfg, group: GroupSpec) -> None:
+    config_type = DQNConfig
+    cfg: DQNConfig
+
+    def __init__(self, cfg: DQNConfig, group: GroupSpec) -> None:
         super().__init__(cfg, group)
         g = group
         if not g.discrete:
             raise TypeError(f"DQN needs a discrete action; group {g.name!r} has a continuous one")
         encoder = Encoder(tuple(g.observation_spec.shape), cfg.encoder, cfg.encoder_size)
-        layers = list(cfg.hidden_layers)
+        layers = cfg.hidden_layers
         width = mlp_width(encoder.out_features, layers)
         head: nn.Module = (
             DuelingHead(width, g.n_actions) if cfg.dueling else nn.Linear(width, g.n_actions)

@@ -6,6 +6,9 @@ import math
 
 import torch
 from torch import nn
+from torchrl.modules import MLP
+
+from grandmodel.config.agent import SACConfig
 
 ACTIVATION = {
     "relu": nn.ReLU,
@@ -23,22 +26,28 @@ def mlp(
     activation: str,
     dropout: float = 0.0,
     out_features: int | None = None,
-) -> nn.Sequential:
-    """Linear → activation (→ dropout) per hidden layer, then an optional linear output."""
-    modules: list[nn.Module] = []
-    width = in_features
-    for size in layers:
-        modules += [nn.Linear(width, int(size)), ACTIVATION[activation]()]
-        if dropout > 0:
-            modules.append(nn.Dropout(dropout))
-        width = int(size)
-    if out_features is not None:
-        modules.append(nn.Linear(width, out_features))
-    return nn.Sequential(*modules)
+) -> nn.Module:
+    """torchrl's ``MLP``: each of ``layers`` is linear → (dropout →) activation; then a plain linear
+    ``out_features`` output, or (without one) the last hidden layer is the activated output."""
+    cells = list(layers)
+    activate_last = out_features is None
+    if activate_last:
+        if not cells:
+            return nn.Identity()
+        *cells, out_features = cells
+    return MLP(
+        in_features=in_features,
+        out_features=out_features,
+        num_cells=cells,
+        activation_class=ACTIVATION[activation],
+        dropout=dropout or None,
+        activate_last_layer=activate_last,
+    )
 
 
 def mlp_width(in_features: int, layers: list[int]) -> int:
-    return int(layers[-1]) if layers else in_features
+    """Output width of ``mlp(in_features, layers, ...)`` without an output layer."""
+    return layers[-1] if layers else in_features
 
 
 class Encoder(nn.Module):
@@ -50,7 +59,7 @@ class Encoder(nn.Module):
 
     def __init__(self, shape: tuple[int, ...], kind: str = "flatten", size: int = 32) -> None:
         super().__init__()
-        self.shape, self.kind = tuple(int(s) for s in shape), kind
+        self.shape, self.kind = tuple(shape), kind
         windowed = len(self.shape) == 2
         if kind == "flatten" or not windowed:
             self.out_features = math.prod(self.shape)
@@ -98,12 +107,12 @@ class DuelingHead(nn.Module):
 class StateActionNet(nn.Module):
     """Q(s, a) for continuous actions: encode the observation, concatenate the action, MLP → 1."""
 
-    def __init__(self, shape: tuple[int, ...], action_dim: int, cfg) -> None:
+    def __init__(self, shape: tuple[int, ...], action_dim: int, cfg: SACConfig) -> None:
         super().__init__()
         self.encoder = Encoder(shape, cfg.encoder, cfg.encoder_size)
         self.head = mlp(
             self.encoder.out_features + action_dim,
-            list(cfg.hidden_layers),
+            cfg.hidden_layers,
             cfg.activation,
             cfg.dropout,
             1,

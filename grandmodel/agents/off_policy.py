@@ -12,20 +12,23 @@ from tensordict import TensorDict, TensorDictBase
 from grandmodel.agents.base import Algorithm
 from grandmodel.agents.groups import GroupSpec
 from grandmodel.agents.replay import WEIGHT_KEY, make_replay_buffer, set_beta
+from grandmodel.config.agent import DQNConfig, SACConfig
 
 
 class OffPolicy(Algorithm, abc.ABC):
     """Stores this group's transitions in a (prioritized) replay buffer and samples updates from it."""
 
-    def __init__(self, cfg, group: GroupSpec) -> None:
+    cfg: SACConfig | DQNConfig
+
+    def __init__(self, cfg: SACConfig | DQNConfig, group: GroupSpec) -> None:
         super().__init__(cfg, group)
         replay = cfg.replay
         self.buffer = make_replay_buffer(
-            int(replay.buffer_size),
-            int(cfg.batch_size),
-            prioritized=bool(replay.prioritized),
-            alpha=float(replay.alpha),
-            beta=float(replay.beta),
+            replay.buffer_size,
+            cfg.batch_size,
+            prioritized=replay.prioritized,
+            alpha=replay.alpha,
+            beta=replay.beta,
             priority_key="td_error",
         )
         self._pending_steps = 0
@@ -36,7 +39,7 @@ class OffPolicy(Algorithm, abc.ABC):
 
     def frames_to_updates(self, steps: int) -> int:
         """Gradient steps owed for ``steps`` vectorised env steps (``gradient_steps`` per step)."""
-        return int(self.cfg.gradient_steps) * steps
+        return self.cfg.gradient_steps * steps
 
     @torch.no_grad()
     def observe(self, batch: TensorDictBase) -> None:
@@ -62,21 +65,17 @@ class OffPolicy(Algorithm, abc.ABC):
     def learn(self, progress: float) -> dict[str, float]:
         steps, self._pending_steps = self._pending_steps, 0
         replay = self.cfg.replay
-        if len(self.buffer) < max(int(replay.min_size_to_train), int(self.cfg.batch_size)):
+        if len(self.buffer) < max(replay.min_size_to_train, self.cfg.batch_size):
             return {"buffer_size": float(len(self.buffer))}
         if replay.prioritized:
-            set_beta(
-                self.buffer,
-                float(replay.beta)
-                + (float(replay.beta_end) - float(replay.beta)) * min(progress, 1.0),
-            )
+            beta = replay.beta + (replay.beta_end - replay.beta) * min(progress, 1.0)
+            set_beta(self.buffer, beta)
         totals: dict[str, float] = {}
         n = self.frames_to_updates(steps)
         for _ in range(n):
             sample = self.buffer.sample()
-            if (
-                WEIGHT_KEY in sample.keys()
-            ):  # float64 priorities; keep the loss in the model's dtype
+            # float64 priorities; the loss stays in the model's dtype
+            if WEIGHT_KEY in sample.keys():
                 sample.set(WEIGHT_KEY, sample.get(WEIGHT_KEY).float())
             sample = sample.to(self.device)
             metrics = self.update(sample)

@@ -14,20 +14,20 @@ from grandmodel.agents.advantage import decision_gae
 from grandmodel.agents.base import Algorithm
 from grandmodel.agents.groups import GroupSpec
 from grandmodel.agents.networks import Encoder, mlp, mlp_width
+from grandmodel.config.agent import PPOConfig
 
 
 class PPO(Algorithm):
-    """Shared trunk (encoder + ``shared_layers``) with policy and value heads (the seed's layout)."""
+    """Shared trunk (encoder + ``shared_layers``) with policy and value heads."""
 
-    def __init__(self, cfg, group: GroupSpec) -> None:
+    config_type = PPOConfig
+    cfg: PPOConfig
+
+    def __init__(self, cfg: PPOConfig, group: GroupSpec) -> None:
         super().__init__(cfg, group)
         g = group
         encoder = Encoder(tuple(g.observation_spec.shape), cfg.encoder, cfg.encoder_size)
-        shared = (
-            [int(cfg.hidden_size), int(cfg.hidden_size) // 2]
-            if cfg.get("hidden_size")
-            else list(cfg.shared_layers)
-        )
+        shared = [cfg.hidden_size, cfg.hidden_size // 2] if cfg.hidden_size else cfg.shared_layers
         trunk = nn.Sequential(
             encoder, mlp(encoder.out_features, shared, cfg.activation, cfg.dropout)
         )
@@ -35,7 +35,7 @@ class PPO(Algorithm):
         hidden = g.key("hidden")
         common = TensorDictModule(trunk, in_keys=[g.observation], out_keys=[hidden])
         if g.discrete:
-            head = mlp(width, list(cfg.policy_layers), cfg.activation, cfg.dropout, g.n_actions)
+            head = mlp(width, cfg.policy_layers, cfg.activation, cfg.dropout, g.n_actions)
             policy_module = TensorDictModule(head, in_keys=[hidden], out_keys=[g.key("logits")])
             actor = ProbabilisticActor(
                 policy_module,
@@ -48,14 +48,14 @@ class PPO(Algorithm):
             )
         else:
             head = nn.Sequential(
-                mlp(width, list(cfg.policy_layers), cfg.activation, cfg.dropout, 2 * g.n_actions),
+                mlp(width, cfg.policy_layers, cfg.activation, cfg.dropout, 2 * g.n_actions),
                 NormalParamExtractor(),
             )
             policy_module = TensorDictModule(
                 head, in_keys=[hidden], out_keys=[g.key("loc"), g.key("scale")]
             )
             actor = g.tanh_normal_actor(policy_module)
-        value_head = mlp(width, list(cfg.value_layers), cfg.activation, cfg.dropout, 1)
+        value_head = mlp(width, cfg.value_layers, cfg.activation, cfg.dropout, 1)
         critic = ValueOperator(value_head, in_keys=[hidden], out_keys=[g.key("state_value")])
         self.agent = ActorValueOperator(common, actor, critic)
         self.loss = ClipPPOLoss(
@@ -132,8 +132,8 @@ class PPO(Algorithm):
         optimizer = self.make_optimizers()[0]
         totals: dict[str, float] = {}
         count = 0
-        size = min(int(self.cfg.batch_size), samples.numel())
-        for _ in range(int(self.cfg.epochs_per_update)):
+        size = min(self.cfg.batch_size, samples.numel())
+        for _ in range(self.cfg.epochs_per_update):
             order = torch.randperm(samples.numel(), device=samples.device)
             for start in range(0, samples.numel() - size + 1, size):
                 losses = self.loss(samples[order[start : start + size]])

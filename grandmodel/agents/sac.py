@@ -12,18 +12,22 @@ from torchrl.objectives import SACLoss, SoftUpdate, ValueEstimators
 from grandmodel.agents.groups import GroupSpec
 from grandmodel.agents.networks import Encoder, StateActionNet, mlp, mlp_width
 from grandmodel.agents.off_policy import OffPolicy
+from grandmodel.config.agent import SACConfig
 
 
 class SAC(OffPolicy):
     """Tanh-Gaussian actor bounded by the action spec; ``gradient_steps`` updates per env step."""
 
-    def __init__(self, cfg, group: GroupSpec) -> None:
+    config_type = SACConfig
+    cfg: SACConfig
+
+    def __init__(self, cfg: SACConfig, group: GroupSpec) -> None:
         super().__init__(cfg, group)
         g = group
         if g.discrete:
             raise TypeError(f"SAC needs a continuous action; group {g.name!r} has a discrete one")
         encoder = Encoder(tuple(g.observation_spec.shape), cfg.encoder, cfg.encoder_size)
-        layers = list(cfg.hidden_layers)
+        layers = cfg.hidden_layers
         actor_net = nn.Sequential(
             encoder,
             mlp(encoder.out_features, layers, cfg.activation, cfg.dropout),
@@ -84,7 +88,7 @@ class SAC(OffPolicy):
             self.cfg.max_grad_norm,
             "SAC loss",
         )
-        if int(self.updates) % int(self.cfg.target_update_interval) == 0:
+        if int(self.updates) % self.cfg.target_update_interval == 0:
             self.target_updater.step()
         return {
             "loss_actor": float(losses["loss_actor"].detach()),

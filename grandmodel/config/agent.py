@@ -35,7 +35,7 @@ def _network_problems(obj, fields: tuple[str, ...]) -> list[Problem]:
 
 @dataclass
 class ReplayConfig:
-    """Experience replay (the seed's ``experience_replay``): prioritized with β annealed to ``beta_end``."""
+    """Experience replay, prioritized (proportional) with β annealed to ``beta_end`` over training."""
 
     buffer_size: int = 100_000
     min_size_to_train: int = 1000
@@ -77,9 +77,7 @@ class PPOConfig:
     normalize_advantage: bool = True
     encoder: str = "flatten"
     encoder_size: int = 32
-    hidden_size: int | None = (
-        None  # when set, shared_layers = [h, h // 2] (the seed's search space)
-    )
+    hidden_size: int | None = None  # when set, shared_layers = [h, h // 2] (one knob for sweeps)
     shared_layers: list[int] = field(default_factory=lambda: [256, 128])
     policy_layers: list[int] = field(default_factory=lambda: [64, 32])
     value_layers: list[int] = field(default_factory=lambda: [64, 32])
@@ -188,7 +186,7 @@ class DQNConfig:
 
 @dataclass
 class BaselineConfig:
-    """How roles that do not learn act (DESIGN.md §2): a baseline policy per role."""
+    """How roles that do not learn act (unless frozen): a baseline policy per role."""
 
     strategic: str = "ma_crossover"
     tactical: str = "full_entry"

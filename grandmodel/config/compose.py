@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any, TypeVar
 
 from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
@@ -14,6 +15,8 @@ from grandmodel.config.base import ConfigError, walk_problems
 from grandmodel.config.root import PROJECT_ROOT, register_configs
 
 CONF_DIR = PROJECT_ROOT / "conf"
+
+T = TypeVar("T")
 
 
 def load_config(overrides: Sequence[str] = (), config_name: str = "train") -> DictConfig:
@@ -36,12 +39,37 @@ def load_config(overrides: Sequence[str] = (), config_name: str = "train") -> Di
     return cfg
 
 
-def validate(cfg: DictConfig) -> None:
-    """Check every range and cross-field rule of the schemas; raise one :class:`ConfigError`."""
+def validate(cfg: DictConfig) -> Any:
+    """Check every range and cross-field rule of the schemas and return the dataclass tree
+    (``RootConfig`` for ``train``); raise one :class:`ConfigError` naming every problem."""
     try:
         obj = OmegaConf.to_object(cfg)
     except OmegaConfBaseException as exc:
         raise ConfigError(describe(exc)) from None
+    _raise_problems(obj)
+    return obj
+
+
+def typed(node: Any, schema: type[T]) -> T:
+    """``node`` as a validated ``schema`` dataclass.
+
+    ``node`` may be a node of the composed config, a plain dict or ``OmegaConf.create`` of one (the
+    configs stored in checkpoints), or already a ``schema``. Entry functions of the lower layers
+    (``MarketEnv``, ``prepare_data``, ``build_learner``) convert here once and work typed inside.
+    """
+    if isinstance(node, schema):
+        return node
+    if isinstance(node, DictConfig):
+        node = OmegaConf.to_container(node, resolve=True)
+    try:
+        obj = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), node))
+    except OmegaConfBaseException as exc:
+        raise ConfigError(describe(exc)) from None
+    _raise_problems(obj)
+    return obj  # type: ignore[return-value]
+
+
+def _raise_problems(obj: Any) -> None:
     problems = list(walk_problems(obj))
     if problems:
         raise ConfigError("; ".join(problems))

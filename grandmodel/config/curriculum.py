@@ -10,7 +10,7 @@ from grandmodel.config.data import MARKET_CONDITIONS
 
 @dataclass
 class CurriculumLevel:
-    """One difficulty level of the seed: which markets, how volatile, how noisy, how long."""
+    """One difficulty level: which markets, how volatile, how noisy, how long the episodes."""
 
     market_conditions: list[str] = field(default_factory=lambda: ["all"])
     volatility_range: list[float] = field(default_factory=lambda: [0.05, 1.0])
@@ -37,8 +37,8 @@ class CurriculumLevel:
         return out
 
 
-def seed_levels() -> list[CurriculumLevel]:
-    """The seed's four levels: trending → mixed → complex → real market complexity."""
+def default_levels() -> list[CurriculumLevel]:
+    """The four default levels: trending → mixed → complex → full market complexity."""
     return [
         CurriculumLevel(["strong_trend"], [0.1, 0.3], 0.1, 500),
         CurriculumLevel(["trend", "sideways"], [0.2, 0.5], 0.2, 1000),
@@ -49,14 +49,15 @@ def seed_levels() -> list[CurriculumLevel]:
 
 @dataclass
 class CurriculumConfig:
-    """Start level, and the seed's advancement rule over the last ``window`` evaluation episodes."""
+    """Start level, and the advancement rule: over the last ``window`` evaluation episode rewards,
+    mean above ``advancement_threshold`` and std below ``stability_threshold``."""
 
     start_level: int = 0
     auto_advance: bool = True
     advancement_threshold: float = 0.7
     stability_threshold: float = 0.2
     window: int = 100
-    levels: list[CurriculumLevel] = field(default_factory=seed_levels)
+    levels: list[CurriculumLevel] = field(default_factory=default_levels)
 
     def problems(self) -> list[Problem]:
         out = check(bool(self.levels), "levels", "expected at least one level")

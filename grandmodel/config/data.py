@@ -89,7 +89,7 @@ class TimeframesConfig:
 
 @dataclass
 class WindowConfig:
-    """Observation windows in bars of each timeframe (DESIGN.md §4: 48 strategic, 60 tactical)."""
+    """Observation windows in bars of each timeframe (48 strategic, 60 tactical by default)."""
 
     strategic: int = 48
     tactical: int = 60

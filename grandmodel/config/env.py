@@ -12,7 +12,9 @@ ROLES = ("strategic", "tactical", "risk")
 REWARD_TERMS = ("profit", "turnover", "risk", "drawdown", "sharpe")
 
 
-class CostModel(StrEnum):
+class CostKind(StrEnum):
+    """How execution costs are charged (``env.costs.model``)."""
+
     contract = "contract"
     proportional = "proportional"
 
@@ -35,7 +37,7 @@ class ContractConfig:
 class CostConfig:
     """Per-contract commission and slippage in ticks, or a proportional cost on traded notional."""
 
-    model: CostModel = CostModel.contract
+    model: CostKind = CostKind.contract
     commission: float = 2.0
     slippage_ticks: float = 0.5
     proportional: float = 0.001
@@ -128,11 +130,11 @@ class ShapingConfig:
 
 @dataclass
 class RewardConfig:
-    """Team reward (DESIGN.md §5) with the seed's weights; every term is a fraction of equity.
+    """Team reward (docs/architecture.md, "Reward"); every term is a fraction of equity.
 
     ``scale`` multiplies the whole reward (per-step equity returns are ~1e-3). ``objectives`` /
-    ``objective_weights`` (reward=multi_objective) replace the term weights by the seed's weighted
-    objectives over profit, risk, Sharpe and drawdown.
+    ``objective_weights`` (reward=multi_objective) replace the term weights by weighted objectives
+    over profit, risk, Sharpe and drawdown.
     """
 
     name: str = "default"

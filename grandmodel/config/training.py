@@ -85,7 +85,7 @@ class LoggerConfig:
 
 @dataclass
 class EarlyStoppingConfig:
-    """The seed's early stopping, counted in evaluations (patience 1000 episodes / eval every 100)."""
+    """Early stopping counted in evaluations (10 = 1000 episodes at one evaluation per 100)."""
 
     enabled: bool = True
     patience: int = 10

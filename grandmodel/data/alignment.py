@@ -1,4 +1,5 @@
-"""Decision-clock alignment and chronological splits with an embargo (DESIGN.md §3)."""
+"""Decision-clock alignment and chronological splits with an embargo (docs/architecture.md, "Time
+and look-ahead")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Feature tables: TA-Lib indicators named as in the seed, and the observation features built on them.
+"""Feature tables: TA-Lib indicators under their usual names, and the observation features built on them.
 
 Every value at bar t uses bars up to t only (prefix-invariant). ``FEATURES`` documents each observation
 feature (README table); ``OBSERVATION`` says which ones each agent sees.
@@ -49,19 +49,6 @@ OBSERVATION: dict[str, tuple[str, ...]] = {
         "volume_ratio",
     ),
 }
-
-# Raw, un-normalised indicator columns (the seed's names) kept in the prepared table and its export.
-INDICATORS = (
-    "rsi_14",
-    "macd",
-    "macd_signal",
-    "macd_hist",
-    "atr_14",
-    "bb_upper",
-    "bb_middle",
-    "bb_lower",
-    "volume_sma",
-)
 
 SESSION_CLOCK = "America/Chicago"
 _SESSION_EDGES = np.array(

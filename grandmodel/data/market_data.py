@@ -64,10 +64,6 @@ class MarketData:
     window: dict[str, int]
     meta: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def n_decisions(self) -> int:
-        return int(self.fill_index.shape[0])
-
     def split_steps(self, name: str) -> int:
         """Transitions available in a split (an episode of L steps needs L of them)."""
         start, stop = self.splits[name]

@@ -12,26 +12,27 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from omegaconf import DictConfig, OmegaConf
 
+from grandmodel.config import typed
 from grandmodel.config.base import timedelta_of
+from grandmodel.config.data import DataConfig, Source
 from grandmodel.data.alignment import align, chronological_splits
 from grandmodel.data.features import FEATURES, OBSERVATION, compute_features, first_complete_row
 from grandmodel.data.loader import read_ohlcv
 from grandmodel.data.market_data import Bars, MarketData
 from grandmodel.data.normalise import NormStats
 from grandmodel.data.resample import resample_bars
+from grandmodel.data.timeframes import TIMEFRAMES, bar_sizes, periods_per_year
 from grandmodel.errors import DataError
 
 FEATURE_VERSION = 1
-TIMEFRAMES = ("base", "tactical", "strategic")
 
 
 @dataclass
@@ -42,34 +43,30 @@ class Tables:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def prepare_data(cfg: DictConfig, norm: dict[str, NormStats] | None = None) -> MarketData:
-    """Build :class:`MarketData` from the composed config (root config with ``data`` and ``paths``).
+def prepare_data(cfg: Any, norm: dict[str, NormStats] | None = None) -> MarketData:
+    """Build :class:`MarketData` from the composed config (its ``data`` and ``paths.cache_dir``).
 
-    ``norm``: a trained model's normalisation statistics, used instead of fitting new ones (so a
-    model sees other data exactly as it saw its training data).
+    ``cfg`` may also be a run's stored config. ``norm``: a trained model's normalisation statistics,
+    used instead of fitting new ones (so a model sees other data exactly as it saw its training data).
     """
-    return prepare(cfg, norm)[1]
+    return prepare(typed(cfg.data, DataConfig), Path(cfg.paths.cache_dir), norm)[1]
 
 
-def prepare(cfg: DictConfig, norm: dict[str, NormStats] | None = None) -> tuple[Tables, MarketData]:
+def prepare(
+    data_cfg: DataConfig, cache_dir: Path, norm: dict[str, NormStats] | None = None
+) -> tuple[Tables, MarketData]:
     """Prepared tables and ``MarketData``; the tables are cached only once everything has passed."""
-    tables = load_tables(cfg)
-    data = assemble(tables, cfg.data, norm)
+    tables = load_tables(data_cfg, cache_dir)
+    data = assemble(tables, data_cfg, norm)
     if tables.info["cache"] == "miss":
-        _write_cache(Path(cfg.paths.cache_dir) / tables.info["key"], tables.frames, tables.info)
+        _write_cache(cache_dir / tables.info["key"], tables.frames, tables.info)
     return tables, data
 
 
-def sizes(data_cfg: DictConfig) -> dict[str, pd.Timedelta]:
-    """Bar size of each timeframe (validated at composition)."""
-    return {name: timedelta_of(str(data_cfg.timeframes[name])) for name in TIMEFRAMES}  # type: ignore[misc]
-
-
-def load_tables(cfg: DictConfig) -> Tables:
+def load_tables(data_cfg: DataConfig, cache_dir: Path) -> Tables:
     """Prepared tables from the cache when the key matches, else computed (see :func:`prepare`)."""
-    data_cfg = cfg.data
     key, source = cache_key(data_cfg)
-    folder = Path(cfg.paths.cache_dir) / key
+    folder = cache_dir / key
     if data_cfg.cache and (folder / "info.json").is_file():
         info = json.loads((folder / "info.json").read_text())
         frames = {name: pd.read_parquet(folder / f"{name}.parquet") for name in TIMEFRAMES}
@@ -80,36 +77,27 @@ def load_tables(cfg: DictConfig) -> Tables:
     )
 
 
-def cache_key(data_cfg: DictConfig) -> tuple[str, str]:
+def cache_key(data_cfg: DataConfig) -> tuple[str, str]:
     """(key, human-readable source). The key covers the content and every setting that shapes it."""
-    settings = OmegaConf.to_container(data_cfg, resolve=True, enum_to_str=True)
-    assert isinstance(settings, dict)
-    relevant = {
-        k: settings[k]
-        for k in (
-            "timezone",
-            "bar_stamp",
-            "on_duplicate",
-            "on_unsorted",
-            "on_invalid_row",
-            "timeframes",
-        )
-    }
-    if _text(data_cfg.source) == "synthetic":
+    settings = asdict(data_cfg)
+    names = ("timezone", "bar_stamp", "on_duplicate", "on_unsorted", "on_invalid_row", "timeframes")
+    relevant = {name: settings[name] for name in names}
+    if data_cfg.source == Source.synthetic:
         relevant["synthetic"] = settings["synthetic"]
-        source = f"synthetic:{_text(data_cfg.synthetic.generator)}"
+        source = f"synthetic:{data_cfg.synthetic.generator}"
     else:
         path = Path(str(data_cfg.path))
         if not path.is_file():
             raise DataError(missing_file_message(path, data_cfg))
-        relevant["file_sha256"] = file_digest(path)
+        with path.open("rb") as handle:
+            relevant["file_sha256"] = hashlib.file_digest(handle, "sha256").hexdigest()
         source = str(path)
     relevant["feature_version"] = FEATURE_VERSION
     digest = hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
     return digest, source
 
 
-def missing_file_message(path: Path, data_cfg: DictConfig) -> str:
+def missing_file_message(path: Path, data_cfg: DataConfig) -> str:
     return (
         f"{path}: file not found; put the one-minute OHLCV bars there (CSV or Parquet with columns "
         f"timestamp, open, high, low, close, volume; timestamps in {data_cfg.timezone} unless they carry "
@@ -117,48 +105,38 @@ def missing_file_message(path: Path, data_cfg: DictConfig) -> str:
     )
 
 
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _compute_tables(
-    data_cfg: DictConfig, source: str
+    data_cfg: DataConfig, source: str
 ) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
-    size = sizes(data_cfg)
     info: dict[str, Any] = {"removed": {}}
-    if source.startswith("synthetic:"):
+    if data_cfg.source == Source.synthetic:
         from grandmodel.data.synthetic import generate
 
-        base = generate(data_cfg.synthetic, timezone=str(data_cfg.timezone))
+        base = generate(data_cfg.synthetic, timezone=data_cfg.timezone)
     else:
         base, info["removed"] = read_ohlcv(
             str(data_cfg.path),
-            timezone=str(data_cfg.timezone),
-            base=str(data_cfg.timeframes.base),
-            bar_stamp=_text(data_cfg.bar_stamp),
-            on_duplicate=_text(data_cfg.on_duplicate),
-            on_unsorted=_text(data_cfg.on_unsorted),
-            on_invalid_row=_text(data_cfg.on_invalid_row),
+            timezone=data_cfg.timezone,
+            base=data_cfg.timeframes.base,
+            bar_stamp=data_cfg.bar_stamp,
+            on_duplicate=data_cfg.on_duplicate,
+            on_unsorted=data_cfg.on_unsorted,
+            on_invalid_row=data_cfg.on_invalid_row,
         )
     base.index = base.index.as_unit("ns")
     base = _date_range(base, data_cfg, source)
-    return build_tables(base, size), info
+    return build_tables(base, bar_sizes(data_cfg)), info
 
 
-def _date_range(base: pd.DataFrame, data_cfg: DictConfig, source: str) -> pd.DataFrame:
+def _date_range(base: pd.DataFrame, data_cfg: DataConfig, source: str) -> pd.DataFrame:
     """Bars opening in ``[data.start, data.end)`` (timestamps read in the data's timezone)."""
-    if not data_cfg.get("start") and not data_cfg.get("end"):
+    if not data_cfg.start and not data_cfg.end:
         return base
-    tz = str(data_cfg.timezone)
     keep = np.ones(len(base), dtype=bool)
-    if data_cfg.get("start"):
-        keep &= base.index >= _localized(str(data_cfg.start), tz)
-    if data_cfg.get("end"):
-        keep &= base.index < _localized(str(data_cfg.end), tz)
+    if data_cfg.start:
+        keep &= base.index >= _localized(data_cfg.start, data_cfg.timezone)
+    if data_cfg.end:
+        keep &= base.index < _localized(data_cfg.end, data_cfg.timezone)
     if not keep.any():
         first, last = base.index[0], base.index[-1]
         raise DataError(
@@ -183,15 +161,6 @@ def build_tables(base: pd.DataFrame, size: dict[str, pd.Timedelta]) -> dict[str,
     }
 
 
-def periods_per_year(bar: pd.Timedelta, data_cfg: DictConfig) -> float:
-    """Bars of this size in a year of trading time (``session_hours`` x ``trading_days``)."""
-    return float(data_cfg.session_hours) * 3600.0 * int(data_cfg.trading_days) / bar.total_seconds()
-
-
-def _text(value: Any) -> str:
-    return str(getattr(value, "value", value))
-
-
 def _write_cache(folder: Path, frames: dict[str, pd.DataFrame], info: dict[str, Any]) -> None:
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
@@ -210,14 +179,11 @@ def _write_cache(folder: Path, frames: dict[str, pd.DataFrame], info: dict[str, 
 
 
 def assemble(
-    tables: Tables, data_cfg: DictConfig, given_norm: dict[str, NormStats] | None = None
+    tables: Tables, data_cfg: DataConfig, given_norm: dict[str, NormStats] | None = None
 ) -> MarketData:
     """Alignment, splits, train-only normalisation (or ``given_norm``) and tensors."""
-    frames, size = tables.frames, sizes(data_cfg)
-    window = {
-        "strategic": int(data_cfg.window.strategic),
-        "tactical": int(data_cfg.window.tactical),
-    }
+    frames, size = tables.frames, bar_sizes(data_cfg)
+    window = {"strategic": data_cfg.window.strategic, "tactical": data_cfg.window.tactical}
     source = tables.info.get("source", "data")
     warm = {
         name: first_complete_row(frames[name], OBSERVATION[name])
@@ -242,13 +208,13 @@ def assemble(
         need["tactical"],
         need["strategic"],
     )
-    embargo = timedelta_of(str(data_cfg.splits.embargo)) if data_cfg.splits.embargo else None
-    fractions = {name: float(data_cfg.splits[name]) for name in ("train", "val", "test")}
+    embargo = timedelta_of(data_cfg.splits.embargo) if data_cfg.splits.embargo else None
+    fractions = {name: getattr(data_cfg.splits, name) for name in ("train", "val", "test")}
     splits = chronological_splits(
         al, tac_known, fractions, need["tactical"], need["strategic"], embargo, source
     )
     train_steps = splits["train"][1] - splits["train"][0] - 1
-    if int(data_cfg.episode_length) > train_steps:
+    if data_cfg.episode_length > train_steps:
         raise DataError(
             f"{source}: data.episode_length={data_cfg.episode_length} is longer than the train split "
             f"({train_steps} decision steps); lower data.episode_length or use more data"
@@ -265,7 +231,11 @@ def assemble(
             "first": str(frame.index[warm[name]]),
             "last": str(frame.index[rows_used[name] - 1]),
         }
-        norm[name] = NormStats.fit(fit_rows, columns, scaled, fitted_on=fitted_on)
+        norm[name] = (
+            _given(given_norm[name], columns, source)
+            if given_norm
+            else NormStats.fit(fit_rows, columns, scaled, fitted_on=fitted_on)
+        )
         features = (
             norm[name].transform(values)
             if data_cfg.normalize
@@ -278,9 +248,9 @@ def assemble(
     )
     meta = {
         **tables.info,
-        "timezone": str(data_cfg.timezone),
-        "timeframes": {k: str(data_cfg.timeframes[k]) for k in TIMEFRAMES},
-        "periods_per_year": {k: periods_per_year(v, data_cfg) for k, v in size.items()},
+        "timezone": data_cfg.timezone,
+        "timeframes": {k: getattr(data_cfg.timeframes, k) for k in TIMEFRAMES},
+        "periods_per_year": {k: periods_per_year(data_cfg, k) for k in TIMEFRAMES},
         "first_decision": al.first_decision,
         "last_decision": al.last_decision,
     }
@@ -299,6 +269,16 @@ def assemble(
         window=window,
         meta=meta,
     )
+
+
+def _given(stats: NormStats, columns: list[str], source: str) -> NormStats:
+    """A model's statistics, when they describe exactly these feature columns."""
+    if list(stats.features) != columns:
+        raise DataError(
+            f"{source}: the model's normalisation statistics cover features {list(stats.features)}, "
+            f"but the data has {columns}; prepare the data with the model's feature set"
+        )
+    return stats
 
 
 def _bars(

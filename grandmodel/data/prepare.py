@@ -30,23 +30,23 @@ register_configs()
 def run(cfg: DictConfig, console: Console | None = None) -> MarketData:
     """Prepare (or load from cache) the data of ``cfg``, print the summary, write norm stats/export."""
     console = console or make_console()
-    validate(cfg)
+    data_cfg = validate(cfg).data
     started = time.perf_counter()
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("load, validate, resample, features, split, normalise", total=None)
-        tables, data = prepare(cfg)
+        tables, data = prepare(data_cfg, Path(cfg.paths.cache_dir))
         progress.update(task, description="done")
     out_dir = Path(cfg.paths.output_dir)
     norm_path = save_norm(data.norm, out_dir / "norm_stats.json")
-    if cfg.data.export:
-        export_table(tables, str(cfg.data.export))
+    if data_cfg.export:
+        export_table(tables, data_cfg.export)
     console.print(summary(data, time.perf_counter() - started))
     for name in ("strategic", "tactical"):
         console.print(f"{name} features: {', '.join(OBSERVATION[name])}")
     console.print(f"normalisation statistics: {norm_path}")
-    if cfg.data.export:
-        console.print(f"feature table: {cfg.data.export}")
+    if data_cfg.export:
+        console.print(f"feature table: {data_cfg.export}")
     return data
 
 

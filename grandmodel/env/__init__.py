@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from omegaconf import DictConfig
+from typing import Any
 
 from grandmodel.data.market_data import MarketData
 from grandmodel.env.market_env import MarketEnv
 
 
 def build_env(
-    cfg: DictConfig,
+    cfg: Any,
     data: MarketData | None = None,
     *,
     n_envs: int | None = None,
@@ -25,14 +25,14 @@ def build_env(
     return MarketEnv(data, cfg, n_envs=n_envs, split=split, mode=mode, seed=seed)
 
 
-def to_pettingzoo(cfg: DictConfig, data: MarketData | None = None, **kwargs):
+def to_pettingzoo(cfg: Any, data: MarketData | None = None, **kwargs):
     """The market as a PettingZoo ``ParallelEnv`` of the three roles (see ``adapters``)."""
     from grandmodel.env.adapters import to_pettingzoo as make
 
     return make(cfg, data, **kwargs)
 
 
-def to_gymnasium(cfg: DictConfig, role: str, data: MarketData | None = None, **kwargs):
+def to_gymnasium(cfg: Any, role: str, data: MarketData | None = None, **kwargs):
     """The market as a Gymnasium env for one ``role``; the others act by their baselines."""
     from grandmodel.env.adapters import to_gymnasium as make
 

@@ -11,7 +11,6 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from gymnasium import Env, spaces
-from omegaconf import DictConfig
 from pettingzoo import ParallelEnv
 from tensordict import TensorDictBase
 
@@ -29,9 +28,7 @@ def role_spaces(env: MarketEnv) -> tuple[dict[str, spaces.Space], dict[str, spac
     for role in ROLES:
         shape = tuple(env.observation_spec[role, "observation"].shape[1:])
         norm = env.data.norm.get(role)
-        bound = (
-            norm.clip if norm is not None and env.cfg.data.normalize else np.inf
-        )  # features are clipped
+        bound = norm.clip if norm is not None and env.data_cfg.normalize else np.inf
         observation[role] = spaces.Box(-bound, bound, shape, np.float32)
     action["strategic"] = spaces.Discrete(3)
     bounds = env.action_spec["tactical", "action"].space
@@ -43,7 +40,7 @@ def role_spaces(env: MarketEnv) -> tuple[dict[str, spaces.Space], dict[str, spac
 class _Driver:
     """Steps a one-env MarketEnv from numpy actions and reads numpy results."""
 
-    def __init__(self, cfg: DictConfig, data: MarketData | None, split: str, mode: str) -> None:
+    def __init__(self, cfg: Any, data: MarketData | None, split: str, mode: str) -> None:
         from grandmodel.env import build_env
 
         self.env = build_env(cfg, data, n_envs=1, split=split, mode=mode)
@@ -87,7 +84,7 @@ class MarketParallelEnv(ParallelEnv):
 
     def __init__(
         self,
-        cfg: DictConfig,
+        cfg: Any,
         data: MarketData | None = None,
         split: str = "train",
         mode: str = "train",
@@ -143,7 +140,7 @@ class MarketRoleEnv(Env):
 
     def __init__(
         self,
-        cfg: DictConfig,
+        cfg: Any,
         role: str,
         data: MarketData | None = None,
         split: str = "train",
@@ -182,15 +179,13 @@ class MarketRoleEnv(Env):
         )
 
 
-def to_pettingzoo(
-    cfg: DictConfig, data: MarketData | None = None, **kwargs: Any
-) -> MarketParallelEnv:
+def to_pettingzoo(cfg: Any, data: MarketData | None = None, **kwargs: Any) -> MarketParallelEnv:
     """The market as a PettingZoo ``ParallelEnv`` of the three roles."""
     return MarketParallelEnv(cfg, data, **kwargs)
 
 
 def to_gymnasium(
-    cfg: DictConfig, role: str, data: MarketData | None = None, **kwargs: Any
+    cfg: Any, role: str, data: MarketData | None = None, **kwargs: Any
 ) -> MarketRoleEnv:
     """The market as a Gymnasium env for one ``role``; the other roles act by their baselines."""
     return MarketRoleEnv(cfg, role, data, **kwargs)

@@ -12,9 +12,10 @@ from grandmodel.data.market_data import MarketData
 class EpisodeSampler:
     """Start and end decision of the next episode of each env.
 
-    ``train`` mode draws windows of ``length`` steps inside the split (uniform starts, or the seed's
-    windows with 50% overlap); ``eval`` mode walks the split in consecutive windows, env i taking
-    windows i, i + n, i + 2n, ... (the last window may be shorter).
+    ``train`` mode draws windows of ``length`` steps inside the split (uniform starts, or
+    ``overlap``: starts every ``length // 2`` steps, windows overlapping by half); ``eval`` mode walks
+    the split in consecutive windows, env i taking windows i, i + n, i + 2n, ... (the last window
+    may be shorter).
     """
 
     def __init__(self, data: MarketData, length: int, sampling: str, n_envs: int) -> None:

@@ -8,8 +8,12 @@ kept apart from prices (fills happen at the bar's open or the stop level) and ch
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
+
+from grandmodel.config import typed
+from grandmodel.config.env import ContractConfig, CostConfig, CostKind
 
 
 @dataclass(frozen=True)
@@ -21,14 +25,13 @@ class CostModel:
     multiplier: float
 
     @classmethod
-    def from_config(cls, costs, contract) -> CostModel:
-        multiplier = float(contract.multiplier)
-        if str(getattr(costs.model, "value", costs.model)) == "proportional":
-            return cls(0.0, float(costs.proportional), multiplier)
-        per_contract = (
-            float(costs.commission)
-            + float(costs.slippage_ticks) * float(contract.tick_size) * multiplier
-        )
+    def from_config(cls, costs: CostConfig | Any, contract: ContractConfig | Any) -> CostModel:
+        """From ``env.costs`` and ``env.contract`` (dataclasses or config nodes)."""
+        costs, contract = typed(costs, CostConfig), typed(contract, ContractConfig)
+        multiplier = contract.multiplier
+        if costs.model == CostKind.proportional:
+            return cls(0.0, costs.proportional, multiplier)
+        per_contract = costs.commission + costs.slippage_ticks * contract.tick_size * multiplier
         return cls(per_contract, 0.0, multiplier)
 
     def per_contract(self, price: torch.Tensor) -> torch.Tensor:

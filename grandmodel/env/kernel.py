@@ -9,11 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
-from omegaconf import DictConfig
-from scipy.signal import lfilter
 
-from grandmodel.config.env import ROLES
+from grandmodel.config.env import ROLES, EnvConfig, RewardConfig
 from grandmodel.data.market_data import MarketData
 from grandmodel.env.execution import CostModel, apply_fill, first_stop_hit, stop_levels
 from grandmodel.env.rewards import RewardWeights, differential_sharpe
@@ -36,20 +35,18 @@ class Params:
     dsr_eta: float
 
     @classmethod
-    def from_config(cls, cfg: DictConfig) -> Params:
-        env = cfg.env
-        window = int(env.var_window)
+    def from_config(cls, env: EnvConfig, reward: RewardConfig) -> Params:
         return cls(
-            capital=float(env.initial_capital),
-            floor=float(env.equity_floor) * float(env.initial_capital),
+            capital=env.initial_capital,
+            floor=env.equity_floor * env.initial_capital,
             max_contracts=float(env.max_contracts),
-            stop_bounds=(float(env.stop_bounds[0]), float(env.stop_bounds[1])),
-            scale_bounds=(float(env.scale_bounds[0]), float(env.scale_bounds[1])),
-            multiplier=float(env.contract.multiplier),
-            win_alpha=float(env.win_rate_alpha),
-            var_rank=max(1, round(0.05 * window)) - 1,
-            reward_scale=float(cfg.reward.scale),
-            dsr_eta=float(cfg.reward.dsr_eta),
+            stop_bounds=(env.stop_bounds[0], env.stop_bounds[1]),
+            scale_bounds=(env.scale_bounds[0], env.scale_bounds[1]),
+            multiplier=env.contract.multiplier,
+            win_alpha=env.win_rate_alpha,
+            var_rank=max(1, round(0.05 * env.var_window)) - 1,
+            reward_scale=reward.scale,
+            dsr_eta=reward.dsr_eta,
         )
 
 
@@ -57,13 +54,18 @@ class StepKernel:
     """Market tensors on the device plus the step and observation maths over them."""
 
     def __init__(
-        self, data: MarketData, cfg: DictConfig, device: torch.device, compile: bool = False
+        self,
+        data: MarketData,
+        env: EnvConfig,
+        reward: RewardConfig,
+        device: torch.device,
+        compile: bool = False,
     ) -> None:
-        self.p = Params.from_config(cfg)
+        self.p = Params.from_config(env, reward)
         self.device = device
-        self.costs = CostModel.from_config(cfg.env.costs, cfg.env.contract)
-        self.risk_cap = torch.tensor(list(cfg.env.risk_cap), dtype=F64, device=device)
-        weights = RewardWeights.from_config(cfg.reward, device)
+        self.costs = CostModel.from_config(env.costs, env.contract)
+        self.risk_cap = torch.tensor(env.risk_cap, dtype=F64, device=device)
+        weights = RewardWeights.from_config(reward, device)
         self.term_weights = torch.stack([weights.roles[r] for r in ROLES], dim=1)  # [5, roles]
         d = data.to(device)
         self.windows = {
@@ -75,7 +77,7 @@ class StepKernel:
         self.fill_index, self.step_bars, self.step_count = d.fill_index, d.step_bars, d.step_count
         self.base_open, self.base_high, self.base_low = d.base.open, d.base.high, d.base.low
         self.mark_close = d.tactical.close
-        self.sigma = ewma_vol(data.tactical.close.numpy(), float(cfg.env.vol_halflife)).to(device)
+        self.sigma = ewma_vol(data.tactical.close.numpy(), env.vol_halflife).to(device)
         self.annualiser = float(np.sqrt(data.meta["periods_per_year"]["tactical"]))
         self.last_decision = int(data.meta["last_decision"])
         self.slots = torch.arange(self.step_bars.shape[1], device=device)
@@ -161,7 +163,7 @@ class StepKernel:
         turnover = (qty.abs() * price + stop_qty.abs() * stop_price) * p.multiplier / s["equity"]
         drawdown_step = max_drawdown - s["max_drawdown"]
         # risk: the variance of the step's equity return, (exposure·σ)², i.e. a mean-variance utility;
-        # the seed's linear exposure·σ per step would outweigh any achievable per-step edge ~30x
+        # a linear exposure·σ per step would outweigh any achievable per-step edge ~30x
         variance = (exposure * self.sigma[nxt]) ** 2
         terms = torch.stack((ret, turnover, variance, drawdown_step, sharpe), dim=1)
         rewards = ((terms @ self.term_weights) * p.reward_scale).to(torch.float32)
@@ -274,15 +276,11 @@ def replace_sorted(
 
 def _windows(features: torch.Tensor, length: int) -> torch.Tensor:
     """``[N - length + 1, length, F]`` view: row i is the window of bars i .. i + length - 1."""
-    features = features.contiguous()
-    n, width = features.shape
-    return features.as_strided((n - length + 1, length, width), (width, width, 1))
+    return features.unfold(0, length, 1).transpose(1, 2)
 
 
 def ewma_vol(close: np.ndarray, halflife: float) -> torch.Tensor:
     """Per-bar volatility: bias-corrected exponential average of squared log returns, past bars only."""
     ret = np.diff(np.log(close), prepend=np.log(close[0]))
-    lam = 1.0 - 0.5 ** (1.0 / halflife)
-    var = lfilter([lam], [1.0, lam - 1.0], ret**2)
-    weight = 1.0 - (1.0 - lam) ** np.arange(1, len(ret) + 1)
-    return torch.from_numpy(np.sqrt(var / weight))
+    var = pd.Series(ret * ret).ewm(halflife=halflife, adjust=True).mean()
+    return torch.from_numpy(np.sqrt(var.to_numpy()))

@@ -1,4 +1,5 @@
-"""``MarketEnv``: the batched three-agent futures env on TorchRL (DESIGN.md §3–5).
+"""``MarketEnv``: the batched three-agent futures env on TorchRL (docs/architecture.md, "Time and
+look-ahead" and "Reward").
 
 The clock is the tactical bar. At decision t (the close of tactical bar t) the agents see only bars
 known then; orders fill at the open of the next base bar; stops are checked on the base bars up to
@@ -10,31 +11,39 @@ between. All data and state are tensors on the env's device; nothing loops over 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig
 from tensordict import TensorDict, TensorDictBase
 from torchrl.envs import EnvBase
 
-from grandmodel.config.env import ROLES
+from grandmodel.config import typed
+from grandmodel.config.curriculum import CurriculumLevel
+from grandmodel.config.data import DataConfig
+from grandmodel.config.env import ROLES, EnvConfig, RewardConfig
 from grandmodel.data.market_data import MarketData
 from grandmodel.env import specs
 from grandmodel.env.episodes import EpisodeSampler
 from grandmodel.env.kernel import StepKernel
-from grandmodel.env.scenario import Scenario, scenario_market
+from grandmodel.env.scenario import level_market
 from grandmodel.env.state import State, fresh_state, replace_rows
 
 
 class MarketEnv(EnvBase):
-    """Batched env over :class:`MarketData`; ``cfg`` is the composed root config."""
+    """Batched env over :class:`MarketData`.
+
+    ``cfg`` is the composed root config or a run's stored one (kept as ``self.cfg``); its ``env``,
+    ``data`` and ``reward`` parts are validated once into ``env_cfg``, ``data_cfg``, ``reward_cfg``.
+    ``level``: a curriculum level whose markets the resets draw from (see :meth:`set_level`).
+    """
 
     batch_locked = True
 
     def __init__(
         self,
         data: MarketData,
-        cfg: DictConfig,
+        cfg: Any,
         *,
         n_envs: int | None = None,
         split: str = "train",
@@ -42,56 +51,73 @@ class MarketEnv(EnvBase):
         device: str | torch.device | None = None,
         seed: int | None = None,
         compile: bool | None = None,
+        level: CurriculumLevel | Any | None = None,
     ) -> None:
-        n = int(n_envs if n_envs is not None else cfg.env.n_envs)
-        device = torch.device(device if device is not None else str(cfg.env.device))
+        env_cfg = typed(cfg.env, EnvConfig)
+        n = env_cfg.n_envs if n_envs is None else n_envs
+        device = torch.device(env_cfg.device if device is None else device)
         super().__init__(batch_size=torch.Size([n]), device=device)
-        self.cfg, self.n = cfg, n
-        self.compiled = bool(cfg.env.get("compile", False) if compile is None else compile)
+        self.cfg, self.n, self.env_cfg = cfg, n, env_cfg
+        self.data_cfg = typed(cfg.data, DataConfig)
+        self.reward_cfg = typed(cfg.reward, RewardConfig)
+        self.cache_dir = Path(cfg.paths.cache_dir)
+        self.compiled = env_cfg.compile if compile is None else compile
         self.rng = torch.Generator()
-        self.rng.manual_seed(int(cfg.seed) if seed is None else int(seed))
-        sampling = str(getattr(cfg.data.episode_sampling, "value", cfg.data.episode_sampling))
-        self.sampler = EpisodeSampler(data, int(cfg.data.episode_length), sampling, n)
+        self.rng.manual_seed(int(cfg.seed if seed is None else seed))
+        self.sampler = EpisodeSampler(
+            data, self.data_cfg.episode_length, self.data_cfg.episode_sampling, n
+        )
         self.sampler.set_mode(mode, split)
         self.load_data(data)
-        self.state: State = fresh_state(
-            n, int(cfg.env.var_window), float(cfg.env.initial_capital), device
-        )
+        self.state: State = fresh_state(n, env_cfg.var_window, env_cfg.initial_capital, device)
         n_features = {
             name: len(getattr(data, name).feature_names) for name in ("strategic", "tactical")
         }
         self.observation_spec = specs.observation_spec(n, data.window, n_features, device)
         self.action_spec = specs.action_spec(
-            n, list(cfg.env.stop_bounds), list(cfg.env.scale_bounds), len(cfg.env.risk_cap), device
+            n, env_cfg.stop_bounds, env_cfg.scale_bounds, len(env_cfg.risk_cap), device
         )
         self.reward_spec = specs.reward_spec(n, device)
         self.full_done_spec = specs.done_spec(n, device)
+        self.level: CurriculumLevel | None = None
+        if level is not None:
+            self.set_level(level)
 
     def load_data(self, data: MarketData) -> None:
-        """Use ``data`` from the next reset on (also how scenarios swap markets)."""
+        """Use ``data`` from the next reset on (also how curriculum levels swap markets)."""
         self.data = data
-        self.kernel = StepKernel(data, self.cfg, self.device, compile=self.compiled)
+        self.kernel = StepKernel(
+            data, self.env_cfg, self.reward_cfg, self.device, compile=self.compiled
+        )
         self.sampler.splits = dict(data.splits)
+
+    def set_level(self, level: CurriculumLevel | Any) -> None:
+        """Draw the next resets from a curriculum level's markets: regenerated (synthetic data) or
+        the matching training windows (historical data), episodes of the level's length.
+
+        ``level``: a ``CurriculumLevel`` or a ``curriculum.levels`` config node."""
+        level = typed(level, CurriculumLevel)
+        vol = self.kernel.sigma.cpu() * self.kernel.annualiser
+        data, allowed = level_market(self.data_cfg, self.cache_dir, self.data, level, vol)
+        if data is not self.data:
+            self.load_data(data)
+        self.sampler.allowed = allowed
+        self.sampler.set_length(level.episode_length)
+        self.level = level
 
     def set_scenario(
         self,
         market_conditions: list[str],
-        volatility_range: list[float] | None = None,
-        noise_level: float = 0.0,
-        episode_length: int | None = None,
+        volatility_range: list[float],
+        noise_level: float,
+        episode_length: int,
     ) -> None:
-        """Select (historical) or generate (synthetic) the markets the next resets draw from."""
-        scenario = Scenario(
-            list(market_conditions), volatility_range, float(noise_level), episode_length
+        """:meth:`set_level` with the level's fields as arguments."""
+        self.set_level(
+            CurriculumLevel(
+                list(market_conditions), list(volatility_range), noise_level, episode_length
+            )
         )
-        length = int(episode_length or self.sampler.length)
-        vol = self.kernel.sigma.cpu() * self.kernel.annualiser
-        data, allowed = scenario_market(self.cfg, self.data, scenario, vol, length)
-        if data is not self.data:
-            self.load_data(data)
-        self.sampler.allowed = allowed
-        self.sampler.set_length(length)
-        self.scenario = scenario
 
     # ---------------------------------------------------------------- episodes
     def set_mode(self, mode: str, split: str | None = None) -> None:
@@ -106,8 +132,8 @@ class MarketEnv(EnvBase):
     def _reset(self, tensordict: TensorDictBase | None, **kwargs: Any) -> TensorDictBase:
         mask = None if tensordict is None else tensordict.get("_reset", None)
         rows = torch.ones(self.n, dtype=torch.bool) if mask is None else mask.view(-1).cpu()
-        cfg = self.cfg.env
-        fresh = fresh_state(self.n, int(cfg.var_window), float(cfg.initial_capital), self.device)
+        cfg = self.env_cfg
+        fresh = fresh_state(self.n, cfg.var_window, cfg.initial_capital, self.device)
         start, end = self.sampler.draw(rows, self.rng)
         fresh["ptr"], fresh["end"] = start.to(self.device), end.to(self.device)
         self.state = replace_rows(self.state, rows.to(self.device), fresh)

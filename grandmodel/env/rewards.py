@@ -1,15 +1,17 @@
-"""Reward terms (DESIGN.md §5): each is a fraction of equity, computable online from history up to t."""
+"""Reward terms (docs/architecture.md, "Reward"): each is a fraction of equity, computable online
+from history up to t."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
-from grandmodel.config.env import REWARD_TERMS, ROLES
+from grandmodel.config import typed
+from grandmodel.config.env import REWARD_TERMS, ROLES, RewardConfig
 
 TERM_SIGN = {"profit": 1.0, "turnover": -1.0, "risk": -1.0, "drawdown": -1.0, "sharpe": 1.0}
-OBJECTIVE_TERM = {"profit": "profit", "risk": "risk", "sharpe": "sharpe", "drawdown": "drawdown"}
 
 
 @dataclass(frozen=True)
@@ -22,32 +24,35 @@ class RewardWeights:
     dsr_eta: float
 
     @classmethod
-    def from_config(cls, cfg, device: torch.device) -> RewardWeights:
+    def from_config(cls, cfg: RewardConfig | Any, device: torch.device) -> RewardWeights:
+        """From the ``reward`` config (a ``RewardConfig`` or its config node)."""
+        cfg = typed(cfg, RewardConfig)
         base = {
-            "profit": float(cfg.profit_weight),
-            "turnover": float(cfg.transaction_cost),
-            "risk": float(cfg.risk_penalty),
-            "drawdown": float(cfg.max_drawdown_penalty),
-            "sharpe": float(cfg.sharpe_bonus),
+            "profit": cfg.profit_weight,
+            "turnover": cfg.transaction_cost,
+            "risk": cfg.risk_penalty,
+            "drawdown": cfg.max_drawdown_penalty,
+            "sharpe": cfg.sharpe_bonus,
         }
         if cfg.objectives:
-            # the seed's MultiObjectiveTrainer: weighted objectives replace the term weights
-            base = {name: 0.0 for name in REWARD_TERMS} | {"turnover": float(cfg.transaction_cost)}
-            for objective, weight in zip(cfg.objectives, cfg.objective_weights, strict=True):
-                base[OBJECTIVE_TERM[str(objective)]] += float(weight)
+            # weighted objectives (reward=multi_objective) replace the term weights; the
+            # objectives are named after the terms they weigh
+            base = {name: 0.0 for name in REWARD_TERMS} | {"turnover": cfg.transaction_cost}
+            for objective, weight in zip(cfg.objectives, cfg.objective_weights or [], strict=True):
+                base[objective] += weight
         team = torch.tensor(
             [TERM_SIGN[k] * base[k] for k in REWARD_TERMS], dtype=torch.float64, device=device
         )
         roles = {}
         for role in ROLES:
-            extra = cfg.shaping[role]
+            extra = getattr(cfg.shaping, role)
             shaping = torch.tensor(
-                [TERM_SIGN[k] * float(extra[k]) for k in REWARD_TERMS],
+                [TERM_SIGN[k] * getattr(extra, k) for k in REWARD_TERMS],
                 dtype=torch.float64,
                 device=device,
             )
             roles[role] = team + shaping
-        return cls(team, roles, float(cfg.scale), float(cfg.dsr_eta))
+        return cls(team, roles, cfg.scale, cfg.dsr_eta)
 
 
 def differential_sharpe(

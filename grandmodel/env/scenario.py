@@ -1,47 +1,40 @@
-"""Scenarios for the curriculum: which markets the next resets draw from.
+"""Curriculum levels in the env: which markets the next resets draw from.
 
-On synthetic data a scenario regenerates the market with the level's conditions, volatility range and
-noise; on historical data it keeps the training windows whose start matches the conditions (trend /
+On synthetic data a level regenerates the market with its conditions, volatility range and noise;
+on historical data it keeps the training windows whose start matches the conditions (trend /
 sideways / volatile, from the last completed strategic bar) and the volatility range (annualised
 volatility of tactical returns).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import replace
+from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
 
+from grandmodel.config.curriculum import CurriculumLevel
+from grandmodel.config.data import DataConfig, Source
 from grandmodel.data.market_data import MarketData
+from grandmodel.data.pipeline import prepare
 from grandmodel.errors import DataError
 
 
-@dataclass(frozen=True)
-class Scenario:
-    """One curriculum level's market (the seed's ``difficulty_levels`` entries)."""
-
-    market_conditions: list[str] = field(default_factory=lambda: ["all"])
-    volatility_range: list[float] | None = None
-    noise_level: float = 0.0
-    episode_length: int | None = None
-
-
-def synthetic_config(cfg: DictConfig, scenario: Scenario) -> DictConfig:
-    """A copy of ``cfg`` whose synthetic generator produces the scenario's market."""
-    out = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
-    out.data.synthetic.conditions = list(scenario.market_conditions)
-    out.data.synthetic.volatility_range = (
-        None if scenario.volatility_range is None else list(scenario.volatility_range)
+def synthetic_config(data_cfg: DataConfig, level: CurriculumLevel) -> DataConfig:
+    """A copy of ``data_cfg`` whose synthetic generator produces the level's market."""
+    synthetic = replace(
+        data_cfg.synthetic,
+        conditions=list(level.market_conditions),
+        volatility_range=list(level.volatility_range),
+        noise_level=level.noise_level,
     )
-    out.data.synthetic.noise_level = float(scenario.noise_level)
-    return out
+    return replace(data_cfg, synthetic=synthetic)
 
 
 def matching_starts(
-    data: MarketData, scenario: Scenario, annualised_vol: torch.Tensor, length: int
+    data: MarketData, level: CurriculumLevel, annualised_vol: torch.Tensor, length: int
 ) -> torch.Tensor:
-    """Train-split decisions whose market matches the scenario at the window's start."""
+    """Train-split decisions whose market matches the level at the window's start."""
     start, stop = data.splits["train"]
     t = torch.arange(start, max(start, stop - 1 - length) + 1)
     names = data.strategic.feature_names
@@ -50,7 +43,7 @@ def matching_starts(
     previous = data.strategic.features[
         (data.strategic_index[t] - 3).clamp_min(0), names.index("trend_regime")
     ]
-    wanted = set(scenario.market_conditions)
+    wanted = set(level.market_conditions)
     keep = torch.zeros(len(t), dtype=torch.bool)
     if "all" in wanted:
         keep |= True
@@ -62,25 +55,26 @@ def matching_starts(
         keep |= trend == 0
     if "volatile" in wanted:
         keep |= vol_regime == 2
-    if scenario.volatility_range is not None:
-        low, high = scenario.volatility_range
-        vol = annualised_vol[t].to(torch.float64)
-        keep &= (vol >= low) & (vol <= high)
+    low, high = level.volatility_range
+    vol = annualised_vol[t].to(torch.float64)
+    keep &= (vol >= low) & (vol <= high)
     if not keep.any():
         raise DataError(
-            f"{data.meta.get('source')}: no training window matches the scenario "
-            f"(conditions {list(scenario.market_conditions)}, volatility {scenario.volatility_range})"
+            f"{data.meta.get('source')}: no training window matches the curriculum level "
+            f"(conditions {list(level.market_conditions)}, volatility {list(level.volatility_range)})"
         )
     return t[keep]
 
 
-def scenario_market(
-    cfg: DictConfig, data: MarketData, scenario: Scenario, annualised_vol: torch.Tensor, length: int
+def level_market(
+    data_cfg: DataConfig,
+    cache_dir: Path,
+    data: MarketData,
+    level: CurriculumLevel,
+    annualised_vol: torch.Tensor,
 ) -> tuple[MarketData, torch.Tensor | None]:
-    """(the market, the allowed training starts or None) for ``scenario``: regenerated synthetic
+    """(the market, the allowed training starts or None) for ``level``: regenerated synthetic
     data, or the historical data with the matching windows."""
-    if str(getattr(cfg.data.source, "value", cfg.data.source)) == "synthetic":
-        from grandmodel.data.pipeline import prepare_data
-
-        return prepare_data(synthetic_config(cfg, scenario)), None
-    return data, matching_starts(data, scenario, annualised_vol, length)
+    if data_cfg.source == Source.synthetic:
+        return prepare(synthetic_config(data_cfg, level), cache_dir)[1], None
+    return data, matching_starts(data, level, annualised_vol, level.episode_length)

@@ -1,4 +1,4 @@
-"""TensorDict specs of the market env: nested per-agent keys (DESIGN.md §4)."""
+"""TensorDict specs of the market env: nested per-agent keys (docs/architecture.md, "The market env")."""
 
 from __future__ import annotations
 

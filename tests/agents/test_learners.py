@@ -143,6 +143,29 @@ def test_dqn_clearly_beats_random_on_cartpole() -> None:
     assert trained > 4 * random, (trained, random)
 
 
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        PPOConfig(shared_layers=[16], policy_layers=[8], value_layers=[8]),
+        DQNConfig(hidden_layers=[16, 8]),
+    ],
+)
+def test_a_learner_rebuilt_from_its_stored_config_loads_its_weights(cfg) -> None:
+    (group,) = group_specs(GymEnv("CartPole-v1", categorical_action_encoding=True)).values()
+    learner = build_learner(OmegaConf.structured(cfg), group)
+    stored = OmegaConf.to_container(OmegaConf.structured(cfg), enum_to_str=True)  # as checkpoints
+    assert isinstance(stored, dict)
+    for node in (stored, OmegaConf.create(stored), cfg):
+        rebuilt = build_learner(node, group)
+        assert rebuilt.cfg == cfg
+        rebuilt.prepare_for_loading()
+        rebuilt.load_state_dict(learner.state_dict())  # strict: same keys and shapes
+    with pytest.raises(ConfigError, match="algorithm: unknown 'a2c'"):
+        build_learner({**stored, "algorithm": "a2c"}, group)
+    with pytest.raises(ConfigError, match="lr: must be > 0"):
+        build_learner({**stored, "lr": -1.0}, group)
+
+
 def test_bad_agent_config_fails_at_composition() -> None:
     with pytest.raises(ConfigError, match=r"agent\.strategic\.activation: expected one of"):
         grandmodel.load_config(["agent.strategic.activation=swishy"])

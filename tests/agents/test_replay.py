@@ -273,26 +273,3 @@ def test_make_replay_buffer_picks_a_sampler() -> None:
     uniform.extend(transitions(32))
     set_beta(uniform, 1.0)  # no-op
     assert WEIGHT_KEY not in uniform.sample()
-
-
-@pytest.mark.skipif(
-    not torchrl_prioritized_available(), reason="torchrl's C++ extension does not load here"
-)
-def test_matches_torchrl_prioritized_sampler() -> None:
-    priority = torch.tensor([0.5, 1.0, 2.0, 4.0, 0.25, 3.0], dtype=torch.float64)
-    frequencies, weights = [], []
-    for sampler in (
-        PrioritizedSampler(8, 0.6, 0.5, dtype=torch.float64),
-        ProportionalPrioritizedSampler(8, 0.6, 0.5),
-    ):
-        rb = TensorDictReplayBuffer(storage=LazyTensorStorage(8), sampler=sampler, batch_size=8)
-        rb.extend(transitions(6))
-        rb.update_priority(torch.arange(6), priority)
-        torch.manual_seed(5)
-        index, info = sampler.sample(rb.storage, 200_000)
-        frequencies.append(torch.bincount(index, minlength=6).double() / 200_000)
-        weight = torch.zeros(6, dtype=torch.float64)
-        weight[index] = info[WEIGHT_KEY].double()
-        weights.append(weight)
-    assert (frequencies[0] - frequencies[1]).abs().max() < 5e-3
-    torch.testing.assert_close(weights[0], weights[1], rtol=1e-6, atol=0)

@@ -1,4 +1,5 @@
-"""DESIGN.md §3: perturb every bar after T; everything known up to T is bit-identical."""
+"""Look-ahead (docs/architecture.md, "Time and look-ahead"): perturb every bar after T; everything
+known up to T is bit-identical."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pandas as pd
 import pytest
 
 import grandmodel
+from grandmodel.config import validate
 from grandmodel.data.pipeline import prepare
 from tests.conftest import es_bars, write_csv
 
@@ -37,7 +39,7 @@ def _prepare(path: Path, outputs: Path):
             "data.cache=false",
         ]
     )
-    return prepare(cfg)
+    return prepare(validate(cfg).data, Path(cfg.paths.cache_dir))
 
 
 @pytest.fixture(scope="module")

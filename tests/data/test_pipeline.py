@@ -8,9 +8,11 @@ import numpy as np
 import pandas as pd
 
 import grandmodel
-from grandmodel.data import load_norm, save_norm
+from grandmodel.config import validate
+from grandmodel.data import NormStats, load_norm, save_norm
 from grandmodel.data.features import OBSERVATION
 from grandmodel.data.pipeline import prepare
+from grandmodel.data.timeframes import periods_per_year
 from tests.conftest import es_bars, write_csv
 
 
@@ -68,17 +70,43 @@ def test_norm_stats_round_trip_through_json(es_csv: Path, outputs: Path, tmp_pat
     assert list(load_norm(path)["strategic"].features) == list(OBSERVATION["strategic"])
 
 
+def _prepare(cfg):
+    return prepare(validate(cfg).data, Path(cfg.paths.cache_dir))
+
+
+def test_a_models_norm_stats_are_used_instead_of_fitting(es_csv: Path, outputs: Path) -> None:
+    cfg = _cfg(es_csv, outputs)
+    fitted = grandmodel.prepare_data(cfg).norm
+    given = {
+        name: NormStats(s.features, [m + 1.0 for m in s.mean], [2.0 * d for d in s.std], s.scaled)
+        for name, s in fitted.items()
+    }
+    data = grandmodel.prepare_data(cfg, norm=given)
+    assert data.norm == given
+    tactical = _prepare(cfg)[0].frames["tactical"][list(OBSERVATION["tactical"])].to_numpy()
+    expected = given["tactical"].transform(tactical)
+    assert np.array_equal(data.tactical.features.numpy(), expected)
+
+
+def test_periods_per_year_from_the_data_config(es_csv: Path, outputs: Path) -> None:
+    cfg = _cfg(es_csv, outputs, "data.session_hours=6.5")
+    assert periods_per_year(cfg.data) == 6.5 * 3600 * 252 / 300
+    assert periods_per_year(cfg.data, "strategic") == 6.5 * 252 * 2
+    data = grandmodel.prepare_data(cfg)
+    assert data.meta["periods_per_year"]["tactical"] == periods_per_year(validate(cfg).data)
+
+
 def test_cache_hit_returns_identical_data(es_csv: Path, outputs: Path) -> None:
     cfg = _cfg(es_csv, outputs)
-    first_tables, first = prepare(cfg)
-    second_tables, second = prepare(cfg)
+    first_tables, first = _prepare(cfg)
+    second_tables, second = _prepare(cfg)
     assert (first_tables.info["cache"], second_tables.info["cache"]) == ("miss", "hit")
     assert len(list((outputs / "cache").iterdir())) == 1
     assert np.array_equal(first.strategic.features.numpy(), second.strategic.features.numpy())
     assert first.splits == second.splits
-    windowed = prepare(_cfg(es_csv, outputs, "data.window.tactical=30"))[0]
+    windowed = _prepare(_cfg(es_csv, outputs, "data.window.tactical=30"))[0]
     assert windowed.info["cache"] == "hit", "windows and splits are applied after the cache"
-    changed = prepare(_cfg(es_csv, outputs, "data.on_duplicate=keep_last"))[0]
+    changed = _prepare(_cfg(es_csv, outputs, "data.on_duplicate=keep_last"))[0]
     assert changed.info["cache"] == "miss" and changed.info["key"] != first_tables.info["key"]
 
 

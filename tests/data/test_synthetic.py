@@ -7,7 +7,6 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
-from omegaconf import OmegaConf
 from scipy import stats
 
 from grandmodel.config.data import Generator, SyntheticConfig
@@ -118,15 +117,6 @@ def test_same_config_same_frame_and_other_seed_other_closes(generator: str) -> N
     assert not np.array_equal(first["close"].to_numpy(), other["close"].to_numpy())
 
 
-def test_dictconfig_and_string_generator_match_the_dataclass() -> None:
-    cfg = SyntheticConfig(generator=Generator.garch, days=5, volatility_range=[0.2, 0.3])
-    structured = OmegaConf.structured(cfg)
-    plain = OmegaConf.create({**OmegaConf.to_container(structured), "generator": "garch"})
-    expected = generate(cfg)
-    pd.testing.assert_frame_equal(generate(structured), expected)
-    pd.testing.assert_frame_equal(generate(plain), expected)
-
-
 @pytest.mark.parametrize("generator", GENERATORS)
 @pytest.mark.parametrize("days", [1, 30])
 def test_bars_are_consistent_and_on_ticks(generator: str, days: int) -> None:
@@ -156,7 +146,7 @@ def test_tick_size_other_than_es() -> None:
 
 def test_unknown_generator_or_unmatched_conditions_raise() -> None:
     with pytest.raises(ValueError, match="generator"):
-        generate(OmegaConf.create({**dataclasses.asdict(SyntheticConfig()), "generator": "x"}))
+        generate(dataclasses.replace(SyntheticConfig(), generator="x"))
     cfg = SyntheticConfig(days=2, conditions=["volatile"])
     cfg.regimes = [r for r in cfg.regimes if r.name != "volatile"]
     with pytest.raises(ValueError, match="conditions"):

@@ -45,7 +45,7 @@ def test_pnl_terms_add_up_to_the_equity_change(tmp_path: Path) -> None:
     rollout = env.rollout(60, auto_reset=True, break_when_any_done=False)
     nxt = rollout.get("next")
     info = nxt.get("info")
-    capital = float(env.cfg.env.initial_capital)
+    capital = env.env_cfg.initial_capital
     equity = info.get("equity")[..., 0]
     # equity = capital + realised - costs + unrealised, at every step
     rebuilt = (
@@ -87,9 +87,7 @@ def test_a_stop_gapped_through_fills_at_the_open(tmp_path: Path) -> None:
     info = hit.get(("next", "info"))
     assert bool(info.get("stop_hit")) and float(info.get("stop_price")) == 3900.0
     assert float(info.get("position")) == 0.0
-    expected = (
-        float(env.cfg.env.initial_capital) + (3900.0 - 4000.0) * MULTIPLIER - 2 * COST_PER_SIDE
-    )
+    expected = env.env_cfg.initial_capital + (3900.0 - 4000.0) * MULTIPLIER - 2 * COST_PER_SIDE
     assert float(info.get("equity")) == pytest.approx(expected, abs=1e-9)
 
 

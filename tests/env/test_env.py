@@ -14,7 +14,8 @@ from torchrl.envs.utils import check_env_specs
 
 import grandmodel
 from grandmodel.config.base import ConfigError
-from grandmodel.env import to_gymnasium, to_pettingzoo
+from grandmodel.config.curriculum import CurriculumLevel
+from grandmodel.env import MarketEnv, to_gymnasium, to_pettingzoo
 from grandmodel.env.baselines import joint_baseline
 from grandmodel.errors import DataError
 from tests.conftest import es_bars, write_csv
@@ -190,6 +191,24 @@ def test_partial_reset_only_touches_the_flagged_envs(smoke) -> None:
             or (value[1:3].isnan() == before[key][1:3].isnan()).all()
         ), key
     assert int(env.state["steps"][0]) == 0 and int(env.state["steps"][1]) == 5
+
+
+def test_a_curriculum_level_given_at_construction_sets_the_market(tmp_path: Path) -> None:
+    cfg = grandmodel.load_config(
+        [
+            "experiment=smoke",
+            f"paths.outputs_dir={tmp_path}",
+            "data.synthetic.days=20",
+            "+curriculum=level0",
+        ]
+    )
+    env = MarketEnv(grandmodel.prepare_data(cfg), cfg, n_envs=2, level=cfg.curriculum.levels[0])
+    assert env.level == CurriculumLevel(["strong_trend"], [0.1, 0.3], 0.1, 500)
+    assert set(env.data.regime.unique().tolist()) <= {0, 1}  # trends only
+    env.reset()
+    assert bool((env.state["end"] - env.state["ptr"] == 500).all())
+    env.set_level(CurriculumLevel(["sideways"], [0.2, 0.3], 0.1, 64))
+    assert set(env.data.regime.unique().tolist()) == {2}
 
 
 @pytest.mark.parametrize(

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from grandmodel.config.data import SyntheticConfig
 from grandmodel.data.synthetic.calendar import BARS_PER_SESSION, EXCHANGE_TZ, session_index
 from grandmodel.data.synthetic.ohlcv import build_bars
 
@@ -57,19 +57,19 @@ def _gbm_returns(
     return drift / PERIODS_PER_YEAR - 0.5 * sigma**2 + sigma * rng.standard_normal(sigma.shape)
 
 
-def _daily_annual_vol(cfg: Any, days: int, rng: np.random.Generator) -> np.ndarray:
+def _daily_annual_vol(cfg: SyntheticConfig, days: int, rng: np.random.Generator) -> np.ndarray:
     """Annual vol of every bar: ``cfg.annual_vol``, or one uniform draw per day in the range."""
     if cfg.volatility_range is None:
-        return np.full(days * BARS_PER_SESSION, float(cfg.annual_vol))
-    low, high = (float(v) for v in cfg.volatility_range)
+        return np.full(days * BARS_PER_SESSION, cfg.annual_vol)
+    low, high = cfg.volatility_range
     return np.repeat(rng.uniform(low, high, size=days), BARS_PER_SESSION)
 
 
 def _monte_carlo(
-    cfg: Any, days: int, rng: np.random.Generator, _: np.random.Generator
+    cfg: SyntheticConfig, days: int, rng: np.random.Generator, _: np.random.Generator
 ) -> PricePath:
     sigma = per_minute_sigma(_daily_annual_vol(cfg, days, rng))
-    drift = float(cfg.annual_drift)
+    drift = cfg.annual_drift
     label = TREND_UP if drift > 0 else TREND_DOWN if drift < 0 else SIDEWAYS
     return PricePath(
         _gbm_returns(drift, sigma, rng),
@@ -95,14 +95,14 @@ def _garch_unit_variance(shocks: np.ndarray, alpha: float, beta: float) -> np.nd
     return np.asarray(variance)
 
 
-def _garch(cfg: Any, days: int, rng: np.random.Generator, _: np.random.Generator) -> PricePath:
+def _garch(
+    cfg: SyntheticConfig, days: int, rng: np.random.Generator, _: np.random.Generator
+) -> PricePath:
     unit_sigma = per_minute_sigma(_daily_annual_vol(cfg, days, rng))
     shocks = rng.standard_t(GARCH_T_DOF, unit_sigma.size) / np.sqrt(GARCH_T_DOF / (GARCH_T_DOF - 2))
-    conditional = np.sqrt(
-        _garch_unit_variance(shocks, float(cfg.garch.alpha), float(cfg.garch.beta))
-    )
+    conditional = np.sqrt(_garch_unit_variance(shocks, cfg.garch.alpha, cfg.garch.beta))
     sigma = unit_sigma * conditional
-    log_returns = float(cfg.annual_drift) / PERIODS_PER_YEAR - 0.5 * sigma**2 + sigma * shocks
+    log_returns = cfg.annual_drift / PERIODS_PER_YEAR - 0.5 * sigma**2 + sigma * shocks
     labels = np.where(conditional > GARCH_VOLATILE_RATIO, VOLATILE, SIDEWAYS).astype(np.int8)
     return PricePath(log_returns, np.zeros_like(sigma), sigma, labels)
 
@@ -115,12 +115,14 @@ def _mark_windows(n: int, starts: np.ndarray, length: int) -> np.ndarray:
     return np.cumsum(edges[:-1]) > 0
 
 
-def _jump(cfg: Any, days: int, rng: np.random.Generator, _: np.random.Generator) -> PricePath:
+def _jump(
+    cfg: SyntheticConfig, days: int, rng: np.random.Generator, _: np.random.Generator
+) -> PricePath:
     sigma = per_minute_sigma(_daily_annual_vol(cfg, days, rng))
-    rate = float(cfg.jump.per_day) / BARS_PER_SESSION
-    mean, std = float(cfg.jump.mean), float(cfg.jump.std)
+    rate = cfg.jump.per_day / BARS_PER_SESSION
+    mean, std = cfg.jump.mean, cfg.jump.std
     compensator = rate * np.expm1(mean + 0.5 * std**2)  # keeps E[price] growing at annual_drift
-    log_returns = _gbm_returns(float(cfg.annual_drift), sigma, rng) - compensator
+    log_returns = _gbm_returns(cfg.annual_drift, sigma, rng) - compensator
     counts = rng.poisson(rate, sigma.size)
     hit = np.flatnonzero(counts)
     jump_sizes = counts[hit] * mean + np.sqrt(counts[hit]) * std * rng.standard_normal(hit.size)
@@ -140,9 +142,9 @@ class _RegimeTable:
     mean_minutes: np.ndarray
 
 
-def _allowed_regimes(cfg: Any) -> _RegimeTable:
+def _allowed_regimes(cfg: SyntheticConfig) -> _RegimeTable:
     """``cfg.regimes`` restricted by ``cfg.conditions`` (strong_trend strengthens the trends)."""
-    conditions = [str(c) for c in cfg.conditions]
+    conditions = list(cfg.conditions)
     unknown = [c for c in conditions if c not in CONDITION_REGIMES]
     if unknown:
         raise ValueError(f"unknown market conditions {unknown}; expected {list(CONDITION_REGIMES)}")
@@ -165,7 +167,7 @@ def _allowed_regimes(cfg: Any) -> _RegimeTable:
 
 
 def _regime_states(
-    cfg: Any, n: int, rng: np.random.Generator
+    cfg: SyntheticConfig, n: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-bar annual drift, per-minute sigma and label of a Markov-switching regime chain.
 
@@ -190,7 +192,7 @@ def _regime_states(
     if cfg.volatility_range is not None:
         # map the regimes' vols onto the range, keeping their order (volatile stays the most volatile,
         # trends keep their edge relative to their noise)
-        low, high = (float(v) for v in cfg.volatility_range)
+        low, high = cfg.volatility_range
         lo, hi = float(table.vol.min()), float(table.vol.max())
         share = (segment_vol - lo) / (hi - lo) if hi > lo else np.full(segment_vol.shape, 0.5)
         segment_vol = low + share * (high - low)
@@ -200,13 +202,15 @@ def _regime_states(
     return drift, sigma, labels
 
 
-def _regime(cfg: Any, days: int, rng: np.random.Generator, _: np.random.Generator) -> PricePath:
+def _regime(
+    cfg: SyntheticConfig, days: int, rng: np.random.Generator, _: np.random.Generator
+) -> PricePath:
     drift, sigma, labels = _regime_states(cfg, days * BARS_PER_SESSION, rng)
     return PricePath(_gbm_returns(drift, sigma, rng), np.zeros_like(sigma), sigma, labels)
 
 
 def _stress(
-    cfg: Any, days: int, rng: np.random.Generator, event_rng: np.random.Generator
+    cfg: SyntheticConfig, days: int, rng: np.random.Generator, event_rng: np.random.Generator
 ) -> PricePath:
     """The ``regime`` path (same draws) with flash crashes, session-open gaps and vol spikes."""
     n = days * BARS_PER_SESSION
@@ -214,38 +218,38 @@ def _stress(
     spec = cfg.stress
     volatile = np.zeros(n, bool)
 
-    spike_starts = event_rng.integers(0, n, int(spec.vol_spikes))
-    spiking = _mark_windows(n, spike_starts, int(spec.spike_minutes))
-    sigma = np.where(spiking, sigma * float(spec.spike_multiplier), sigma)
+    spike_starts = event_rng.integers(0, n, spec.vol_spikes)
+    spiking = _mark_windows(n, spike_starts, spec.spike_minutes)
+    sigma = np.where(spiking, sigma * spec.spike_multiplier, sigma)
     volatile |= spiking
     log_returns = _gbm_returns(drift, sigma, rng)
 
-    fall_minutes = int(spec.crash_minutes)
-    fall = -np.log1p(-float(spec.crash_size))
+    fall_minutes = spec.crash_minutes
+    fall = -np.log1p(-spec.crash_size)
     crash_shape = np.concatenate(
         (
             np.full(fall_minutes, -fall / fall_minutes),
             np.full(2 * fall_minutes, CRASH_RECOVERY_SHARE * fall / (2 * fall_minutes)),
         )
     )
-    for start in event_rng.integers(0, n, int(spec.flash_crashes)):
+    for start in event_rng.integers(0, n, spec.flash_crashes):
         stop = min(start + crash_shape.size, n)
         log_returns[start:stop] += crash_shape[: stop - start]
         volatile[start:stop] = True
 
     gaps = np.zeros(n)
-    gap_sessions = event_rng.choice(
-        np.arange(1, days), min(int(spec.gaps), days - 1), replace=False
-    )
+    gap_sessions = event_rng.choice(np.arange(1, days), min(spec.gaps, days - 1), replace=False)
     gap_bars = gap_sessions * BARS_PER_SESSION
     signs = event_rng.choice([-1.0, 1.0], gap_bars.size)
-    gaps[gap_bars] = np.log1p(signs * float(spec.gap_size))
+    gaps[gap_bars] = np.log1p(signs * spec.gap_size)
     volatile |= _mark_windows(n, gap_bars, JUMP_VOLATILE_MINUTES)
 
     return PricePath(log_returns, gaps, sigma, np.where(volatile, VOLATILE, labels).astype(np.int8))
 
 
-PathGenerator = Callable[[Any, int, np.random.Generator, np.random.Generator], PricePath]
+PathGenerator = Callable[
+    [SyntheticConfig, int, np.random.Generator, np.random.Generator], PricePath
+]
 PATH_GENERATORS: dict[str, PathGenerator] = {
     "monte_carlo": _monte_carlo,
     "garch": _garch,
@@ -255,31 +259,31 @@ PATH_GENERATORS: dict[str, PathGenerator] = {
 }
 
 
-def generate(cfg: Any, timezone: str = EXCHANGE_TZ) -> pd.DataFrame:
+def generate(cfg: SyntheticConfig, timezone: str = EXCHANGE_TZ) -> pd.DataFrame:
     """Seeded, deterministic one-minute OHLCV bars on the ES session calendar.
 
-    ``cfg`` is a ``SyntheticConfig`` or a DictConfig with the same fields. Index:
+    Index:
     ``session_index(cfg.start, cfg.days, timezone)``; columns open, high, low, close, volume
     (float64) and regime (int8 code into :data:`REGIMES`).
     """
-    name = str(getattr(cfg.generator, "value", cfg.generator))
+    name = str(cfg.generator)
     if name not in PATH_GENERATORS:
         raise ValueError(
             f"unknown synthetic generator {name!r}; expected one of {list(PATH_GENERATORS)}"
         )
-    days = int(cfg.days)
-    index = session_index(str(cfg.start), days, timezone)
-    rng = np.random.default_rng(int(cfg.seed))
+    days = cfg.days
+    index = session_index(cfg.start, days, timezone)
+    rng = np.random.default_rng(cfg.seed)
     path_rng, event_rng, noise_rng, bar_rng, volume_rng = rng.spawn(5)
     path = PATH_GENERATORS[name](cfg, days, path_rng, event_rng)
     bars = build_bars(
         path.log_returns,
         path.gaps,
         path.sigma,
-        initial_price=float(cfg.initial_price),
-        tick_size=float(cfg.tick_size),
-        noise_level=float(cfg.noise_level),
-        base_volume=float(cfg.base_volume),
+        initial_price=cfg.initial_price,
+        tick_size=cfg.tick_size,
+        noise_level=cfg.noise_level,
+        base_volume=cfg.base_volume,
         rngs=(noise_rng, bar_rng, volume_rng),
     )
     frame = pd.DataFrame(bars, index=index)

@@ -12,6 +12,7 @@ from grandmodel.config.agent import AgentGroupConfig
 from grandmodel.config.base import Problem, check
 from grandmodel.config.curriculum import CurriculumConfig
 from grandmodel.config.data import DataConfig
+from grandmodel.config.deploy import ExportConfig
 from grandmodel.config.env import EnvConfig, RewardConfig
 from grandmodel.config.paths import PathsConfig
 from grandmodel.config.tools import BacktestConfig, EvaluateConfig, ParetoConfig
@@ -68,5 +69,6 @@ def register_configs() -> None:
     cs.store(name="evaluate_schema", node=EvaluateConfig)
     cs.store(name="backtest_schema", node=BacktestConfig)
     cs.store(name="pareto_schema", node=ParetoConfig)
+    cs.store(name="export_schema", node=ExportConfig)
     for group, schema in GROUP_SCHEMAS.items():
         cs.store(group=group, name=f"{group}_schema", node=schema)

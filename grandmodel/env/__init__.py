@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from grandmodel.data.market_data import MarketData
+from grandmodel.data.pipeline import prepare_data
 from grandmodel.env.market_env import MarketEnv
 
 
@@ -19,24 +20,22 @@ def build_env(
 ) -> MarketEnv:
     """A :class:`MarketEnv` for the composed config (prepares the data unless given)."""
     if data is None:
-        from grandmodel.data.pipeline import prepare_data
-
         data = prepare_data(cfg)
     return MarketEnv(data, cfg, n_envs=n_envs, split=split, mode=mode, seed=seed)
 
 
-def to_pettingzoo(cfg: Any, data: MarketData | None = None, **kwargs):
+def to_pettingzoo(cfg: Any, data: MarketData | None = None, **kwargs: Any):
     """The market as a PettingZoo ``ParallelEnv`` of the three roles (see ``adapters``)."""
-    from grandmodel.env.adapters import to_pettingzoo as make
+    from grandmodel.env.adapters import MarketParallelEnv
 
-    return make(cfg, data, **kwargs)
+    return MarketParallelEnv(cfg, data, **kwargs)
 
 
-def to_gymnasium(cfg: Any, role: str, data: MarketData | None = None, **kwargs):
+def to_gymnasium(cfg: Any, role: str, data: MarketData | None = None, **kwargs: Any):
     """The market as a Gymnasium env for one ``role``; the others act by their baselines."""
-    from grandmodel.env.adapters import to_gymnasium as make
+    from grandmodel.env.adapters import MarketRoleEnv
 
-    return make(cfg, role, data, **kwargs)
+    return MarketRoleEnv(cfg, role, data, **kwargs)
 
 
 __all__ = ["MarketEnv", "build_env", "to_gymnasium", "to_pettingzoo"]

@@ -16,6 +16,7 @@ from tensordict import TensorDictBase
 
 from grandmodel.config.env import ROLES
 from grandmodel.data.market_data import MarketData
+from grandmodel.env import build_env
 from grandmodel.env.baselines import joint_baseline
 from grandmodel.env.market_env import MarketEnv
 
@@ -41,8 +42,6 @@ class _Driver:
     """Steps a one-env MarketEnv from numpy actions and reads numpy results."""
 
     def __init__(self, cfg: Any, data: MarketData | None, split: str, mode: str) -> None:
-        from grandmodel.env import build_env
-
         self.env = build_env(cfg, data, n_envs=1, split=split, mode=mode)
         self.td: TensorDictBase | None = None
 
@@ -177,15 +176,3 @@ class MarketRoleEnv(Env):
             truncated,
             _Driver.info(result),
         )
-
-
-def to_pettingzoo(cfg: Any, data: MarketData | None = None, **kwargs: Any) -> MarketParallelEnv:
-    """The market as a PettingZoo ``ParallelEnv`` of the three roles."""
-    return MarketParallelEnv(cfg, data, **kwargs)
-
-
-def to_gymnasium(
-    cfg: Any, role: str, data: MarketData | None = None, **kwargs: Any
-) -> MarketRoleEnv:
-    """The market as a Gymnasium env for one ``role``; the other roles act by their baselines."""
-    return MarketRoleEnv(cfg, role, data, **kwargs)

@@ -17,18 +17,18 @@ from rich.table import Table
 from grandmodel.config import register_configs, validate
 from grandmodel.console import make_console
 from grandmodel.errors import GrandModelError, reported
-from grandmodel.evaluation.pareto import non_dominated, plot_front, runs_table
+from grandmodel.evaluation.front import non_dominated, plot_front
+from grandmodel.tracking import training_runs_table
 
 register_configs()
 
 
 def pareto(cfg: DictConfig) -> dict[str, Any]:
     validate(cfg)
-    from mlflow.tracking import MlflowClient
-
     metrics, directions = list(cfg.metrics), list(cfg.directions)
-    client = MlflowClient(str(cfg.logger.tracking_uri))
-    table = runs_table(client, str(cfg.experiment), metrics, cfg.sweep)
+    table = training_runs_table(
+        str(cfg.logger.tracking_uri), str(cfg.experiment), metrics, cfg.sweep
+    )
     if table.empty:
         raise GrandModelError(
             f"experiment={cfg.experiment}: no finished training runs in {cfg.logger.tracking_uri}"

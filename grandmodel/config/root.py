@@ -16,7 +16,12 @@ from grandmodel.config.deploy import ExportConfig
 from grandmodel.config.env import EnvConfig, RewardConfig
 from grandmodel.config.paths import PathsConfig
 from grandmodel.config.tools import BacktestConfig, EvaluateConfig, ParetoConfig
-from grandmodel.config.training import CallbacksConfig, LoggerConfig, TrainerConfig
+from grandmodel.config.training import (
+    CallbacksConfig,
+    FaultsConfig,
+    LoggerConfig,
+    TrainerConfig,
+)
 
 
 @dataclass
@@ -31,6 +36,8 @@ class RootConfig:
         None  # multi-objective sweeps: main returns these (final val metrics)
     )
     ckpt_path: str | None = None
+    resume: str | None = None  # a run folder or MLflow run id: continue that run
+    faults: FaultsConfig = field(default_factory=FaultsConfig)
     agent: AgentGroupConfig = MISSING
     data: DataConfig = MISSING
     env: EnvConfig = MISSING

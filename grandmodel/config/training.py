@@ -67,19 +67,28 @@ class TrainerConfig:
 
 @dataclass
 class LoggerConfig:
-    """MLflow tracking (SQLite under outputs/ by default); ``csv`` keeps only a local record."""
+    """Where a run is tracked: ``kind=mlflow`` (SQLite under outputs/ by default, any tracking URI)
+    or ``kind=csv`` (no store). Every run also keeps a local record in its folder
+    (``tracking/record.jsonl``) that a store outage never interrupts; ``tensorboard`` and ``csv``
+    add Lightning's TensorBoard and CSV loggers (``logger=[mlflow,tensorboard]``)."""
 
-    kind: str = "mlflow"
+    kind: str = "csv"
     tracking_uri: str = "sqlite:///outputs/mlflow.db"
     experiment_name: str = "grandmodel"
     run_name: str | None = None
     artifact_location: str | None = None
     log_checkpoints: bool = True
     connect_timeout: float = 5.0
+    retry_seconds: float = 10.0  # after a store failure, try it again at most this often
+    tensorboard: bool = False
+    csv: bool = False
 
     def problems(self) -> list[Problem]:
-        return check(
+        out = check(
             self.kind in ("mlflow", "csv"), "kind", f"expected mlflow or csv, got {self.kind!r}"
+        )
+        return out + check(
+            self.retry_seconds > 0, "retry_seconds", f"must be > 0, got {self.retry_seconds}"
         )
 
 
@@ -131,4 +140,13 @@ class CallbacksConfig:
     pruning: PruningConfig = field(default_factory=PruningConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     nan_guard: bool = True
-    inject_nan_at_batch: int | None = None  # debugging/tests: put a NaN into this batch's rewards
+
+
+@dataclass
+class FaultsConfig:
+    """Fault injection for tests and drills (``debug=nan``, ``debug=kill``): a NaN in a batch's
+    rewards, or SIGKILL of the process after a batch or halfway through writing a checkpoint."""
+
+    nan_at_batch: int | None = None
+    kill_at_batch: int | None = None
+    kill_during_save: int | None = None  # the N-th checkpoint write of this session

@@ -105,20 +105,6 @@ class MarketEnv(EnvBase):
         self.sampler.set_length(level.episode_length)
         self.level = level
 
-    def set_scenario(
-        self,
-        market_conditions: list[str],
-        volatility_range: list[float],
-        noise_level: float,
-        episode_length: int,
-    ) -> None:
-        """:meth:`set_level` with the level's fields as arguments."""
-        self.set_level(
-            CurriculumLevel(
-                list(market_conditions), list(volatility_range), noise_level, episode_length
-            )
-        )
-
     # ---------------------------------------------------------------- episodes
     def set_mode(self, mode: str, split: str | None = None) -> None:
         """``train``: random (or overlapping) windows of the split; ``eval``: walk it in order."""

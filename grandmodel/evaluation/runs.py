@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from grandmodel.checkpoints import load_checkpoint
 from grandmodel.data.normalise import NormStats
 from grandmodel.errors import GrandModelError
-from grandmodel.training.policies import load_checkpoint
-
-RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+from grandmodel.tracking import RUN_ID_FILE, is_run_id, locate_run
 
 
 @dataclass
@@ -40,7 +37,7 @@ def resolve_run(spec: str, tracking_uri: str | None = None) -> TrainedRun:
         return _from_checkpoint(_pick(path), output_dir=path)
     if path.is_file():
         return _from_checkpoint(path)
-    if RUN_ID.match(spec):
+    if is_run_id(spec):
         return _from_mlflow(spec, tracking_uri)
     raise GrandModelError(f"run={spec}: not a run folder, a checkpoint file or an MLflow run id")
 
@@ -74,28 +71,17 @@ def _from_checkpoint(
 
 def _tag_run_id(path: Path) -> str | None:
     """The MLflow run id written next to a run's outputs, when training tracked one."""
-    marker = path.parent.parent / "mlflow_run_id"
+    marker = path.parent.parent / RUN_ID_FILE
     return marker.read_text().strip() if marker.is_file() else None
 
 
 def _from_mlflow(run_id: str, tracking_uri: str | None) -> TrainedRun:
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri)
-    try:
-        run = client.get_run(run_id)
-    except MlflowException:
-        raise GrandModelError(f"run={run_id}: no such MLflow run in {tracking_uri}") from None
-    folder = Path(run.data.tags.get("output_dir", ""))
-    if folder.is_dir() and (folder / "checkpoints").is_dir():
-        return _from_checkpoint(_pick(folder), run_id=run_id, output_dir=folder)
-    names = [a.path for a in client.list_artifacts(run_id, "checkpoints")]
-    if not names:
+    if not tracking_uri:
         raise GrandModelError(
-            f"run={run_id}: the run has no checkpoint artifact and its output folder {folder} is gone"
+            f"run={run_id}: an MLflow run id needs a tracking store; expected logger=mlflow"
         )
-    local = client.download_artifacts(
-        run_id, sorted(names)[-1], tempfile.mkdtemp(prefix="grandmodel-")
-    )
-    return _from_checkpoint(Path(local), run_id=run_id)
+    found = locate_run(tracking_uri, run_id)
+    if found.output_dir is not None:
+        return _from_checkpoint(_pick(found.output_dir), run_id=run_id, output_dir=found.output_dir)
+    assert found.checkpoint is not None
+    return _from_checkpoint(found.checkpoint, run_id=run_id)

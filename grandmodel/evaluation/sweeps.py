@@ -1,4 +1,4 @@
-"""Sweeps in MLflow: one parent run per ``--multirun`` with a child run per trial, and a summary.
+"""Sweeps in the tracking store: one parent run per ``--multirun`` with a child run per trial, and a summary.
 
 Registered as a Hydra callback (``conf/hydra/default.yaml``). Before the first trial it checks the
 search space's keys against the composed config; after each trial it records the trial's outcome in
@@ -20,21 +20,22 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from grandmodel.evaluation.pareto import non_dominated, plot_front
+from grandmodel.data.timeframes import periods_per_year
+from grandmodel.evaluation.front import non_dominated, plot_front
 from grandmodel.evaluation.statistics import deflated_sharpe_ratio
-from grandmodel.training.tracking import PARENT_RUN_FILE, git_commit
+from grandmodel.tracking import LocalRecord, Tracker, git_commit
 
 TRIALS = "trials"
 
 
 class SweepTracking(Callback):
-    """Parent MLflow run, search-space check and end-of-sweep summary for ``--multirun``."""
+    """Parent tracked run, search-space check and end-of-sweep summary for ``--multirun``."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         unknown = unknown_keys(config)
         if unknown:
             print(
-                f"error: hydra.sweeper.params: unknown config key {unknown[0]!r} (no such key in the composed config)",
+                f"error: hydra.sweeper.params: unknown config key {unknown[0]!r}; expected a key of the composed config",
                 file=sys.stderr,
             )
             raise SystemExit(2)
@@ -42,29 +43,20 @@ class SweepTracking(Callback):
         (sweep_dir / TRIALS).mkdir(parents=True, exist_ok=True)
         if config.logger.kind != "mlflow":
             return
-        client = _client(config)
-        if client is None:
-            return
-        experiment = client.get_experiment_by_name(str(config.logger.experiment_name))
-        experiment_id = (
-            experiment.experiment_id
-            if experiment
-            else client.create_experiment(str(config.logger.experiment_name))
-        )
         sweeper = config.hydra.sweeper
-        tags = {
-            "kind": "sweep",
-            "git_commit": git_commit(),
-            "sweep_dir": str(sweep_dir.resolve()),
-            "mlflow.runName": f"sweep-{sweep_dir.name}",
-        }
-        run = client.create_run(experiment_id, tags=tags)
-        for key, value in (sweeper.get("params") or {}).items():
-            client.log_param(run.info.run_id, f"search.{key}", str(value)[:500])
-        client.log_param(
-            run.info.run_id, "sweeper", str(sweeper.get("_target_", "basic")).rsplit(".", 1)[-1]
+        params = {f"search.{k}": str(v)[:500] for k, v in (sweeper.get("params") or {}).items()}
+        params["sweeper"] = str(sweeper.get("_target_", "basic")).rsplit(".", 1)[-1]
+        Tracker.open(
+            config.logger,
+            sweep_dir,
+            name=f"sweep-{sweep_dir.name}",
+            tags={
+                "kind": "sweep",
+                "git_commit": git_commit(),
+                "sweep_dir": str(sweep_dir.resolve()),
+            },
+            params=params,
         )
-        (sweep_dir / PARENT_RUN_FILE).write_text(run.info.run_id)
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         hydra_cfg = job_return.hydra_cfg.hydra if job_return.hydra_cfg else None
@@ -91,57 +83,47 @@ class SweepTracking(Callback):
                 if job_return._return_value
                 else "failed"
             )
-        marker = output / "mlflow_run_id"
-        record["run_id"] = marker.read_text().strip() if marker.is_file() else None
+        record["run_id"] = LocalRecord(output).run_id
         returns = output / "val_returns.npy"
         record["val_returns"] = str(returns) if returns.is_file() else None
         folder = output.parent / TRIALS  # the job's folder is <sweep dir>/<job number>
         folder.mkdir(parents=True, exist_ok=True)
+        if record["state"] == "FAIL" and config.logger.kind == "mlflow":
+            record["run_id"] = _record_failure(config, output, record)
         (folder / f"{record['number']:04d}.json").write_text(json.dumps(record))
-        if record["state"] == "FAIL":
-            _record_failure(config, output.parent, record)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         summary = summarise(config, sweep_dir)
-        if summary is None:
+        if summary is None or config.logger.kind != "mlflow":
             return
-        marker = sweep_dir / PARENT_RUN_FILE
-        client = _client(config) if marker.is_file() else None
-        if client is None:
-            return
-        parent = marker.read_text().strip()
+        parent = Tracker(
+            sweep_dir,
+            str(config.logger.tracking_uri),
+            timeout=float(config.logger.connect_timeout),
+        )
         for path in summary["files"]:
-            client.log_artifact(parent, str(path))
-        for key, value in summary["metrics"].items():
-            if value == value:
-                client.log_metric(parent, key, float(value))
-        for key, value in summary["best_params"].items():
-            client.log_param(parent, f"best.{key}", str(value)[:500])
+            parent.log_artifact(path)
+        parent.log_metrics({k: v for k, v in summary["metrics"].items() if v == v})
+        parent.log_params({f"best.{k}": str(v)[:500] for k, v in summary["best_params"].items()})
         if summary.get("best_run_id"):
-            client.set_tag(parent, "best_run_id", summary["best_run_id"])
-        client.set_terminated(parent, "FINISHED")
+            parent.set_tags({"best_run_id": summary["best_run_id"]})
+        parent.finish("FINISHED")
 
 
-def _record_failure(config: DictConfig, sweep_dir: Path, record: dict[str, Any]) -> None:
-    """A failed trial's MLflow run is FAILED; one that failed before it had a run gets one."""
-    marker = sweep_dir / PARENT_RUN_FILE
-    client = _client(config) if config.logger.kind == "mlflow" and marker.is_file() else None
-    if client is None:
-        return
-    run_id = record["run_id"]
-    if run_id is None:
-        parent = client.get_run(marker.read_text().strip())
-        tags = {
-            "kind": "training",
-            "mlflow.parentRunId": parent.info.run_id,
-            "mlflow.runName": f"trial-{record['number']}",
-            "error": record.get("error", "")[:500],
-        }
-        run_id = client.create_run(parent.info.experiment_id, tags=tags).info.run_id
-        for key, value in _params(record["overrides"]).items():
-            client.log_param(run_id, key, str(value)[:500])
-    client.set_terminated(run_id, "FAILED")
+def _record_failure(config: DictConfig, output: Path, record: dict[str, Any]) -> str | None:
+    """A failed trial's tracked run is FAILED; one that failed before it had a run gets one."""
+    if LocalRecord(output).start_op() is None:
+        parent = LocalRecord(output.parent).run_id
+        Tracker.open(
+            config.logger,
+            output,
+            name=f"trial-{record['number']}",
+            tags={"kind": "training", "error": record.get("error", "")[:500]},
+            params={k: str(v)[:500] for k, v in _params(record["overrides"]).items()},
+            parent_run_id=parent,
+        ).finish("FAILED")
+    return LocalRecord(output).run_id
 
 
 def summarise(config: DictConfig, sweep_dir: Path) -> dict[str, Any] | None:
@@ -234,12 +216,7 @@ def _dsr(record: dict[str, Any], trial_values: np.ndarray, config: DictConfig) -
     if not record.get("val_returns") or not str(config.optimized_metric).endswith("sharpe"):
         return float("nan")
     returns = np.load(record["val_returns"])
-    periods = (
-        float(config.data.session_hours)
-        * 3600.0
-        * int(config.data.trading_days)
-        / pd.Timedelta(str(config.data.timeframes.tactical)).total_seconds()
-    )
+    periods = periods_per_year(config.data, "tactical")
     per_period = trial_values / np.sqrt(periods)
     if len(per_period) < 2:
         return float(deflated_sharpe_ratio(returns, 1))
@@ -295,12 +272,3 @@ def _group_names(config: DictConfig) -> set[str]:
     """Config groups of the defaults list (``agent: choice(ppo, sac)`` sweeps a group, not a key)."""
     choices = OmegaConf.select(config, "hydra.runtime.choices") or {}
     return {str(k) for k in choices if not str(k).startswith("hydra")}
-
-
-def _client(config: DictConfig):
-    try:
-        from grandmodel.training.tracking import _client as connect
-
-        return connect(str(config.logger.tracking_uri), float(config.logger.connect_timeout))
-    except Exception:  # the sweep runs on without a tracking store; trials keep local records
-        return None

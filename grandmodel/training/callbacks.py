@@ -1,8 +1,10 @@
-"""Training callbacks: the non-finite guard (checkpoints, early stopping and the progress bar are
-Lightning's own, configured in ``run.py``)."""
+"""Training callbacks: the non-finite guard and fault injection (checkpoints, early stopping and
+the progress bar are Lightning's own, configured in ``run.py``)."""
 
 from __future__ import annotations
 
+import os
+import signal
 from typing import Any
 
 import pytorch_lightning as pl
@@ -31,3 +33,34 @@ class NonFiniteGuard(pl.Callback):
                     raise NonFiniteError(
                         f"{name}: parameter {key} is no longer finite after batch {batch_idx}"
                     )
+
+
+class FaultInjection(pl.Callback):
+    """Drills (``faults.*``, ``conf/debug/``): a NaN into the rewards of collected batch
+    ``nan_at_batch``, or SIGKILL after collected batch ``kill_at_batch`` has been learned from.
+
+    Batches are counted (from 1) over the whole run, resumed sessions included, as Lightning's
+    fit loop counts them (the collector runs one batch ahead of learning).
+    """
+
+    def __init__(self, nan_at_batch: int | None, kill_at_batch: int | None) -> None:
+        self.nan_at_batch, self.kill_at_batch = nan_at_batch, kill_at_batch
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if trainer.fit_loop.total_batch_idx + 1 == self.nan_at_batch:
+            for key in pl_module.source.reward_keys.values():
+                key = key if isinstance(key, tuple) else (key,)
+                batch.get(("next", *key))[..., 0, 0] = float("nan")
+
+    def on_train_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        if trainer.fit_loop.total_batch_idx + 1 == self.kill_at_batch:
+            os.kill(os.getpid(), signal.SIGKILL)

@@ -7,7 +7,6 @@ env's portfolio/episode state and RNG, running episode returns, and the global t
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -36,7 +35,7 @@ class CollectorSource(IterableDataset):
         reward_keys: RewardKeys,
         policy_device: torch.device | str = "cpu",
         on_collect: Callable[[bool], None] | None = None,
-        inject_nan_at_batch: int | None = None,
+        level: Any = None,
     ) -> None:
         self.make_env, self.policy = make_env, policy
         self.frames_per_batch, self.total_frames = frames_per_batch, total_frames
@@ -46,10 +45,7 @@ class CollectorSource(IterableDataset):
         )
         self.policy_device = torch.device(policy_device)
         self.on_collect = on_collect  # called with True before and False after each collection
-        self.configure_env: Callable[[EnvBase], None] | None = (
-            None  # e.g. the curriculum's scenario
-        )
-        self.inject_nan_at_batch = inject_nan_at_batch
+        self.level = level  # the curriculum level the env draws its markets from (None: all)
         self.frames = 0
         self.batches = 0
         self.collector: Collector | None = None
@@ -60,7 +56,6 @@ class CollectorSource(IterableDataset):
         )
         self._restore: dict[str, Any] | None = None
         self.finished_returns: list[torch.Tensor] = []
-        self.last_rate = 0.0
 
     @property
     def done(self) -> bool:
@@ -68,8 +63,8 @@ class CollectorSource(IterableDataset):
 
     def _start(self) -> None:
         self.env = self.make_env()
-        if self.configure_env is not None:
-            self.configure_env(self.env)
+        if self.level is not None and self.env.level != self.level:  # a resumed run's level
+            self.env.set_level(self.level)
         self.collector = Collector(
             self.env,
             self.policy,
@@ -99,7 +94,6 @@ class CollectorSource(IterableDataset):
 
     def _collect(self) -> TensorDictBase:
         assert self._iterator is not None
-        started = time.perf_counter()
         if self.on_collect:
             self.on_collect(True)
         try:
@@ -109,12 +103,7 @@ class CollectorSource(IterableDataset):
                 self.on_collect(False)
         self.batches += 1
         self.frames += batch.numel()
-        if self.inject_nan_at_batch is not None and self.batches == self.inject_nan_at_batch:
-            for key in self.reward_keys.values():
-                reward = batch.get(("next", *_tuple(key)))
-                reward[..., 0, 0] = float("nan")
         self._track_episodes(batch)
-        self.last_rate = batch.numel() / max(time.perf_counter() - started, 1e-9)
         return batch
 
     def _track_episodes(self, batch: TensorDictBase) -> None:
@@ -178,6 +167,17 @@ class CollectorSource(IterableDataset):
         if state["running"] is not None:
             self._running = state["running"].clone()
         torch.set_rng_state(state["torch_rng"])
+
+    def change_level(self, level: Any) -> None:
+        """Draw from curriculum ``level``'s markets from now on: every env restarts its episode.
+        (Before the first collection, as when a resumed run restores its level, the env takes it
+        when the collector starts.)"""
+        if level == self.level:
+            return
+        self.level = level
+        if self.env is not None:
+            self.env.set_level(level)
+            self.restart_episodes()
 
     def restart_episodes(self) -> None:
         """Reset every env and the collector's carrier (after the market changed under them)."""

@@ -13,6 +13,7 @@ from torch import nn
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from grandmodel.agents import Algorithm, GroupSpec, build_learner
+from grandmodel.checkpoints import load_checkpoint
 from grandmodel.config.env import ROLES
 from grandmodel.env.baselines import baseline_policy
 from grandmodel.errors import GrandModelError
@@ -29,18 +30,6 @@ class Deterministic(TensorDictModuleBase):
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         with set_exploration_type(ExplorationType.DETERMINISTIC), torch.no_grad():
             return self.module(tensordict)
-
-
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """A training checkpoint, read with ``weights_only=True`` (a tampered pickle cannot run code)."""
-    path = Path(path)
-    if not path.is_file():
-        raise GrandModelError(f"{path}: checkpoint not found")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # any unpickling refusal is reported the same way
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise GrandModelError(f"{path}: not a loadable GrandModel checkpoint ({first})") from None
 
 
 def _weights(state_dict: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

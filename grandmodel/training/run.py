@@ -1,12 +1,16 @@
-"""Build and run one training job from the composed config (what ``python -m grandmodel.train`` does)."""
+"""Build and run one training job from the composed config (what ``python -m grandmodel.train`` does).
+
+A run lives in one folder (``paths.output_dir``) and one tracked run; resuming (``ckpt_path=`` or
+``resume=``) continues both: Lightning restores the learners, optimisers, loops and every callback's
+state (best checkpoint and score, early stopping, curriculum level) from ``checkpoints/last.ckpt``.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -14,18 +18,27 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
 from grandmodel.agents import group_specs
+from grandmodel.checkpoints import (
+    LAST,
+    AtomicCheckpointIO,
+    check_architecture,
+    load_checkpoint,
+    remove_partial,
+)
+from grandmodel.config import validate
 from grandmodel.config.env import ROLES
+from grandmodel.config.root import RootConfig
 from grandmodel.data.market_data import MarketData
 from grandmodel.data.normalise import save_norm
 from grandmodel.data.pipeline import prepare_data
 from grandmodel.env import MarketEnv
-from grandmodel.training.callbacks import NonFiniteGuard
+from grandmodel.tracking import Tracker, flatten, git_commit, lightning_loggers, run_name
+from grandmodel.training.callbacks import FaultInjection, NonFiniteGuard
 from grandmodel.training.curriculum import Curriculum
 from grandmodel.training.data_source import CollectorSource
 from grandmodel.training.policies import build_policies
 from grandmodel.training.pruning import SiblingMedianPruning
 from grandmodel.training.system import Evaluator, MARLSystem
-from grandmodel.training.tracking import Tracking, git_commit, start_tracking
 
 MakeEvaluator = Callable[[DictConfig, MarketData, str], Evaluator]
 
@@ -36,31 +49,32 @@ class TrainingRun:
 
     system: MARLSystem
     trainer: pl.Trainer
-    tracking: Tracking
+    tracker: Tracker
     data: MarketData
     output_dir: Path
     best_checkpoint: str | None
-    last_checkpoint: str | None
     best_score: float | None
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
-def configure_torch(cfg: DictConfig) -> None:
-    pl.seed_everything(int(cfg.seed), workers=False, verbose=False)
-    if int(cfg.trainer.num_threads) > 0:
-        torch.set_num_threads(int(cfg.trainer.num_threads))
-    if cfg.trainer.deterministic:
+def configure_torch(rc: RootConfig) -> None:
+    pl.seed_everything(rc.seed, workers=False, verbose=False)
+    if rc.trainer.num_threads > 0:
+        torch.set_num_threads(rc.trainer.num_threads)
+    if rc.trainer.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def build_system(cfg: DictConfig, data: MarketData, evaluator: Evaluator | None) -> MARLSystem:
+def build_system(
+    cfg: DictConfig, rc: RootConfig, data: MarketData, evaluator: Evaluator | None
+) -> MARLSystem:
     """Env, learners, joint policy, collector source and the LightningModule around them."""
-    env = MarketEnv(data, cfg, split="train", mode="train", seed=int(cfg.seed))
+    curriculum = rc.curriculum
+    level = curriculum.levels[curriculum.start_level] if curriculum else None
+    env = MarketEnv(data, cfg, split="train", mode="train", seed=rc.seed, level=level)
     groups = group_specs(env)
     learners, fixed, policy, frozen = build_policies(cfg, groups, data.strategic.feature_names)
-    trainer = cfg.trainer
-    frames_per_batch = max(env.n, (int(trainer.frames_per_batch) // env.n) * env.n)
-    batches_per_epoch = max(1, int(trainer.eval_every_frames) // frames_per_batch)
+    frames_per_batch = max(env.n, (rc.trainer.frames_per_batch // env.n) * env.n)
+    batches_per_epoch = max(1, rc.trainer.eval_every_frames // frames_per_batch)
 
     def collecting(active: bool) -> None:  # act without dropout; learn with it
         for learner in learners.values():
@@ -70,12 +84,12 @@ def build_system(cfg: DictConfig, data: MarketData, evaluator: Evaluator | None)
         lambda: env,
         policy,
         frames_per_batch=frames_per_batch,
-        total_frames=int(trainer.total_frames),
+        total_frames=rc.trainer.total_frames,
         batches_per_epoch=batches_per_epoch,
         reward_keys={role: (role, "reward") for role in ROLES},
-        policy_device=_device(cfg),
+        policy_device=_device(rc),
         on_collect=collecting,
-        inject_nan_at_batch=cfg.callbacks.inject_nan_at_batch,
+        level=level,
     )
     config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     system = MARLSystem(learners, fixed, policy, source, evaluator, config=config)  # type: ignore[arg-type]
@@ -83,121 +97,159 @@ def build_system(cfg: DictConfig, data: MarketData, evaluator: Evaluator | None)
     return system
 
 
-def _device(cfg: DictConfig) -> torch.device:
-    accelerator = str(cfg.trainer.accelerator)
+def _device(rc: RootConfig) -> torch.device:
+    accelerator = rc.trainer.accelerator
     if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
         return torch.device("cuda")
     return torch.device("cpu")
+
+
+def open_tracking(
+    cfg: DictConfig, rc: RootConfig, data: MarketData, output_dir: Path, parent: str | None
+) -> Tracker:
+    """The run's tracker (the same MLflow run again when resuming in the same folder)."""
+    tags = {
+        "git_commit": git_commit(),
+        "data_hash": data.meta.get("key", "unknown"),
+        "data": rc.data.name,
+        "agent": rc.agent.name,
+        "seed": rc.seed,
+        "task": rc.task_name,
+        "kind": "training",
+        "output_dir": str(output_dir.resolve()),
+        **{f"tag.{t}": "1" for t in rc.tags},
+    }
+    name = rc.logger.run_name or run_name(output_dir, parent is not None)
+    tracker = Tracker.open(
+        rc.logger, output_dir, name=name, tags=tags, params=flatten(cfg), parent_run_id=parent
+    )
+    tracker.log_dataset(
+        {
+            "name": rc.data.name,
+            "digest": str(data.meta.get("key", "unknown")),
+            "source": str(data.meta.get("source", rc.data.name)),
+            "profile": _span(data),
+        }
+    )
+    return tracker
+
+
+def _span(data: MarketData) -> str:
+    """``first to last bar (n bars)`` of the prepared data, in its timezone."""
+    import pandas as pd
+
+    stamps = data.base.open_ns[[0, -1]].tolist()
+    first, last = (pd.Timestamp(s, tz="UTC").tz_convert(data.meta["timezone"]) for s in stamps)
+    return f"{first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} ({len(data.base.open_ns):,} bars)"
 
 
 def run_training(
     cfg: DictConfig, make_evaluator: MakeEvaluator | None, parent_run_id: str | None = None
 ) -> TrainingRun:
     """Prepare data, build the system, fit it with Lightning (resuming from ``ckpt_path``)."""
-    configure_torch(cfg)
-    output_dir = Path(cfg.paths.output_dir)
+    rc: RootConfig = validate(cfg)
+    configure_torch(rc)
+    output_dir = Path(rc.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     data = prepare_data(cfg)
-    evaluator = make_evaluator(cfg, data, str(cfg.trainer.eval_split)) if make_evaluator else None
-    system = build_system(cfg, data, evaluator)
-    tags = {
-        "git_commit": git_commit(),
-        "data_hash": data.meta.get("key", "unknown"),
-        "data": str(cfg.data.name),
-        "agent": str(cfg.agent.name),
-        "seed": int(cfg.seed),
-        "task": str(cfg.task_name),
-        "kind": "training",
-        "output_dir": str(output_dir.resolve()),
-        **{f"tag.{t}": "1" for t in cfg.tags},
-    }
-    tracking = start_tracking(cfg, output_dir, tags, parent_run_id)
-    if tracking.run_id:
-        (output_dir / "mlflow_run_id").write_text(tracking.run_id)
+    evaluator = make_evaluator(cfg, data, rc.trainer.eval_split) if make_evaluator else None
+    system = build_system(cfg, rc, data, evaluator)
+    if rc.ckpt_path:  # before any work: a checkpoint of other networks is refused in one line
+        check_architecture(
+            rc.ckpt_path, load_checkpoint(rc.ckpt_path), system.state_dict(), system.config
+        )
+    tracker = open_tracking(cfg, rc, data, output_dir, parent_run_id)
     OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
     save_norm(data.norm, output_dir / "norm_stats.json")
-    mode = "min" if str(cfg.optimized_metric).endswith(("drawdown", "loss")) else "max"
+    mode = "min" if rc.optimized_metric.endswith(("drawdown", "loss")) else "max"
     folder = output_dir / "checkpoints"
-    # full state every N evaluations (replay buffers, env, RNGs: what `ckpt_path=` resumes from)
-    latest = ModelCheckpoint(
-        dirpath=folder,
-        filename="epoch{epoch:03d}",
-        auto_insert_metric_name=False,
-        monitor=None,
-        save_top_k=1,
-        save_last="link",
-        every_n_epochs=int(cfg.callbacks.checkpoint.every_n_evals),
-    )
-    callbacks: list[pl.Callback] = [latest]
+    if folder.is_dir():  # what a killed writer left half-written is never read
+        remove_partial(folder)
+    callbacks: list[pl.Callback] = []
     best = None
     if evaluator:  # the best policy by the optimised metric, weights only (what export/frozen use)
         best = ModelCheckpoint(
             dirpath=folder,
             filename="best-epoch{epoch:03d}",
             auto_insert_metric_name=False,
-            monitor=str(cfg.optimized_metric),
+            monitor=rc.optimized_metric,
             mode=mode,
-            save_top_k=int(cfg.callbacks.checkpoint.save_top_k),
+            save_top_k=rc.callbacks.checkpoint.save_top_k,
             save_weights_only=True,
         )
         callbacks.append(best)
-    pruning = cfg.callbacks.pruning
-    if parent_run_id and tracking.client is not None and evaluator and pruning.enabled:
+    # after `best`, so last.ckpt holds the best's updated state: full state every N evaluations
+    # (replay buffers, env, RNGs, callbacks: what `ckpt_path=` resumes from), written atomically
+    callbacks.append(
+        ModelCheckpoint(
+            dirpath=folder,
+            filename=LAST.removesuffix(".ckpt"),
+            monitor=None,
+            save_top_k=1,
+            enable_version_counter=False,
+            every_n_epochs=rc.callbacks.checkpoint.every_n_evals,
+        )
+    )
+    pruning = rc.callbacks.pruning
+    if parent_run_id and tracker.uri and evaluator and pruning.enabled:
         callbacks.append(
             SiblingMedianPruning(
-                tracking.client, tracking.run_id, parent_run_id, str(cfg.optimized_metric), mode, output_dir,
-                int(pruning.min_siblings), int(pruning.warmup_evals),
+                tracker, parent_run_id, rc.optimized_metric, mode, output_dir,
+                pruning.min_siblings, pruning.warmup_evals,
             )
         )  # fmt: skip
-    if cfg.get("curriculum") is not None:
-        callbacks.append(Curriculum(cfg.curriculum, system.source, evaluator))
-    if cfg.callbacks.nan_guard:
+    if rc.curriculum is not None and evaluator is not None:
+        callbacks.append(
+            Curriculum(rc.curriculum, system.source, lambda: evaluator.last_episode_rewards)
+        )
+    if rc.callbacks.nan_guard:
         callbacks.append(NonFiniteGuard())
-    stopping = cfg.callbacks.early_stopping
+    faults = rc.faults
+    if faults.nan_at_batch is not None or faults.kill_at_batch is not None:
+        callbacks.append(FaultInjection(faults.nan_at_batch, faults.kill_at_batch))
+    stopping = rc.callbacks.early_stopping
     if evaluator and stopping.enabled:
         callbacks.append(
             EarlyStopping(
-                str(cfg.optimized_metric),
-                min_delta=float(stopping.min_improvement),
-                patience=int(stopping.patience),
+                rc.optimized_metric,
+                min_delta=stopping.min_improvement,
+                patience=stopping.patience,
                 mode=mode,
             )
         )
-    stop_at = int(cfg.trainer.stop_after_frames or cfg.trainer.total_frames)
-    epochs = math.ceil(
-        min(stop_at, int(cfg.trainer.total_frames))
-        / (system.source.batches_per_epoch * system.source.frames_per_batch)
+    trainer_cfg = rc.trainer
+    stop_at = min(
+        trainer_cfg.stop_after_frames or trainer_cfg.total_frames, trainer_cfg.total_frames
     )
+    epochs = math.ceil(stop_at / (system.source.batches_per_epoch * system.source.frames_per_batch))
     trainer = pl.Trainer(
-        accelerator=str(cfg.trainer.accelerator),
-        devices=int(cfg.trainer.devices),
-        precision=str(cfg.trainer.precision),
+        accelerator=trainer_cfg.accelerator,
+        devices=trainer_cfg.devices,
+        precision=trainer_cfg.precision,  # type: ignore[arg-type]
         max_epochs=epochs,
-        logger=tracking.logger,
+        logger=lightning_loggers(rc.logger, tracker, output_dir),
         callbacks=callbacks,
-        enable_progress_bar=bool(cfg.trainer.enable_progress_bar),
+        plugins=[AtomicCheckpointIO(kill_during_save=faults.kill_during_save)],
+        enable_progress_bar=trainer_cfg.enable_progress_bar,
         enable_model_summary=False,
         num_sanity_val_steps=0,
         limit_val_batches=1 if evaluator else 0,
-        log_every_n_steps=int(cfg.trainer.log_every_n_batches),
+        log_every_n_steps=trainer_cfg.log_every_n_batches,
         default_root_dir=str(output_dir),
         inference_mode=False,
         use_distributed_sampler=False,
     )
-    ckpt_path = str(cfg.ckpt_path) if cfg.get("ckpt_path") else None
     try:
-        trainer.fit(system, ckpt_path=ckpt_path, weights_only=True)
+        trainer.fit(system, ckpt_path=rc.ckpt_path, weights_only=True)
     finally:
         system.source.shutdown()
+    score = best.best_model_score if best else None
     return TrainingRun(
         system=system,
         trainer=trainer,
-        tracking=tracking,
+        tracker=tracker,
         data=data,
         output_dir=output_dir,
         best_checkpoint=(best.best_model_path or None) if best else None,
-        last_checkpoint=latest.last_model_path or None,
-        best_score=float(best.best_model_score)
-        if best and best.best_model_score is not None
-        else None,
+        best_score=float(score) if score is not None else None,
     )

@@ -121,15 +121,15 @@ class MARLSystem(pl.LightningModule):
         self._record({**metrics, "frames": float(self.source.frames)})
 
     def _record(self, row: dict[str, float]) -> None:
-        """Send a row to the run's logger with frames as the step, and keep it for the curves.
+        """Send a row to the run's loggers with frames as the step, and keep it for the curves.
 
-        (Straight to the logger: Lightning would re-log a step metric's last value on later steps.)
+        (Straight to the loggers: Lightning would re-log a step metric's last value on later steps.)
         """
         self.history.append(row)
-        if self._trainer is not None and self.logger is not None:
-            self.logger.log_metrics(
-                {k: v for k, v in row.items() if k != "frames"}, step=int(self.source.frames)
-            )
+        if self._trainer is not None:
+            metrics = {k: v for k, v in row.items() if k != "frames"}
+            for logger in self.loggers:
+                logger.log_metrics(metrics, step=int(self.source.frames))
 
     # ---- checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

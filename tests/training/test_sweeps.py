@@ -16,8 +16,9 @@ import torch
 from mlflow.tracking import MlflowClient
 
 import grandmodel
+from grandmodel.config.curriculum import CurriculumLevel
 from grandmodel.env.rewards import RewardWeights
-from grandmodel.evaluation.pareto import non_dominated
+from grandmodel.evaluation.front import non_dominated
 from tests.conftest import ROOT
 
 
@@ -170,7 +171,7 @@ def test_an_unknown_key_in_the_search_space_fails_before_the_first_trial(tmp_pat
     assert proc.returncode == 2
     assert (
         proc.stderr.strip().splitlines()[-1]
-        == "error: hydra.sweeper.params: unknown config key 'agent.strategic.lrr' (no such key in the composed config)"
+        == "error: hydra.sweeper.params: unknown config key 'agent.strategic.lrr'; expected a key of the composed config"
     )
     assert not list(tmp_path.rglob("*.ckpt")) and not list(tmp_path.rglob("trials/*.json"))
 
@@ -198,9 +199,9 @@ def test_curriculum_level_sets_the_synthetic_market(tmp_path: Path) -> None:
         ["experiment=smoke", f"paths.outputs_dir={tmp_path}", "data.synthetic.days=20"]
     )
     env = grandmodel.build_env(cfg)
-    env.set_scenario(["sideways"], [0.2, 0.3], 0.1, 64)
+    env.set_level(CurriculumLevel(["sideways"], [0.2, 0.3], 0.1, 64))
     assert set(env.data.regime.unique().tolist()) == {2}  # only the sideways regime
-    env.set_scenario(["strong_trend"], [0.1, 0.3], 0.1, 100)
+    env.set_level(CurriculumLevel(["strong_trend"], [0.1, 0.3], 0.1, 100))
     assert set(env.data.regime.unique().tolist()) <= {0, 1}
     env.reset()
     assert bool((env.state["end"] - env.state["ptr"] == 100).all())

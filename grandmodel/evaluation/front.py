@@ -1,4 +1,4 @@
-"""Pareto-optimal sets over two or three metrics, from MLflow runs or any table."""
+"""Pareto-optimal sets over two or three metrics of any table (training runs, sweep trials)."""
 
 from __future__ import annotations
 
@@ -50,29 +50,3 @@ def plot_front(
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
-
-
-def runs_table(
-    client, experiment_name: str, metrics: Sequence[str], parent_run_id: str | None = None
-) -> pd.DataFrame:
-    """One row per finished training run of the experiment (optionally one sweep's children):
-    run id, name, its parameters that differ between runs, and the latest value of each metric."""
-    experiment = client.get_experiment_by_name(experiment_name)
-    if experiment is None:
-        return pd.DataFrame()
-    query = "tags.kind = 'training' and attributes.status = 'FINISHED'"
-    if parent_run_id:
-        query += f" and tags.mlflow.parentRunId = '{parent_run_id}'"
-    runs = client.search_runs([experiment.experiment_id], filter_string=query, max_results=10_000)
-    rows = []
-    for run in runs:
-        row = {"run_id": run.info.run_id, "run_name": run.info.run_name}
-        row.update({m: run.data.metrics.get(m, np.nan) for m in metrics})
-        row.update({f"param:{k}": v for k, v in run.data.params.items()})
-        rows.append(row)
-    table = pd.DataFrame(rows)
-    varying = [
-        c for c in table.columns
-        if c.startswith("param:") and not c.startswith(("param:paths.", "param:hydra.")) and table[c].nunique(dropna=False) > 1
-    ]  # fmt: skip
-    return table[["run_id", "run_name", *metrics, *varying]] if len(table) else table

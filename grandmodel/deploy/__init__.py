@@ -1,20 +1,6 @@
-"""Deploying a trained system: the export bundle (torch side) and the ONNX Runtime inference policy.
-
-``InferencePolicy`` is importable without torch; :func:`export_bundle` (heavy) loads on first use.
-"""
-
-from __future__ import annotations
-
-from typing import Any
+"""Deploying a trained system: the export bundle (``grandmodel.deploy.bundle``, torch side) and the
+ONNX Runtime :class:`InferencePolicy` (importable without torch)."""
 
 from grandmodel.deploy.inference import InferencePolicy
 
-__all__ = ["InferencePolicy", "export_bundle"]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "export_bundle":
-        from grandmodel.deploy.bundle import export_bundle
-
-        return export_bundle
-    raise AttributeError(f"module 'grandmodel.deploy' has no attribute {name!r}")
+__all__ = ["InferencePolicy"]

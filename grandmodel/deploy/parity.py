@@ -122,7 +122,7 @@ def check_parity(
     roles: dict[str, Any] = {}
     for role in ROLES:
         expected = recorded.actions[role]
-        entry: dict[str, Any] = {"observations": len(expected)}
+        entry: dict[str, Any] = {"observations": len(expected), **_spread(role, expected)}
         head = heads[role].module
         if head is None:
             entry["compared"] = f"no graph: {heads[role].kind} is a rule the consumer applies"
@@ -168,6 +168,16 @@ def _agreement(role: str, name: str, got: np.ndarray, expected: np.ndarray) -> d
     if role in DISCRETE:
         return {f"{name}_mismatches": int((got.astype(np.int64) != expected).sum())}
     return {f"{name}_max_abs_diff": _max_abs(got, expected)}
+
+
+def _spread(role: str, actions: np.ndarray) -> dict[str, Any]:
+    """How varied the torch policy's actions were (agreement on one constant action says little)."""
+    if role in DISCRETE:
+        values, counts = np.unique(actions, return_counts=True)
+        return {
+            "torch_action_counts": {str(v): int(c) for v, c in zip(values, counts, strict=True)}
+        }
+    return {"torch_action_std": [round(float(s), 6) for s in actions.std(axis=0)]}
 
 
 def _max_abs(a: np.ndarray, b: np.ndarray) -> float:

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
+from tensordict import TensorDict
 
 from grandmodel.agents import group_specs
 from grandmodel.config import typed
@@ -48,7 +50,14 @@ def recorded(exported: Exported, tmp_path_factory: pytest.TempPathFactory) -> di
     walk = record(cfg, data, raw, policy, 1000)
     path = tmp_path_factory.mktemp("recorded") / "observations.npz"
     np.savez(path, **walk.raw)
-    return {"path": path, "raw": walk.raw, "torch": walk.actions, "splits": walk.splits}
+    return {
+        "path": path,
+        "raw": walk.raw,
+        "torch": walk.actions,
+        "splits": walk.splits,
+        "policy": policy,
+        "norm": run.norm,
+    }
 
 
 def _same_actions(got: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> None:
@@ -93,6 +102,33 @@ def test_bundle_acts_as_the_torch_policy_in_a_process_without_torch(
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[]"
     _same_actions(dict(np.load(actions)), recorded["torch"])
+
+
+def test_bundle_acts_as_the_torch_policy_on_perturbed_observations(
+    exported: Exported, recorded: dict
+) -> None:
+    """A smoke run's policy acts alike on most recorded states; noise on the raw features makes
+    every role's action vary, so agreement here covers the decision boundaries."""
+    rng = np.random.default_rng(0)
+    raw = {
+        r: v + rng.normal(0.0, 3.0, v.shape) * np.maximum(v.std(axis=0), 1.0)
+        for r, v in recorded["raw"].items()
+    }
+    raw["risk"] = raw["risk"].astype(np.float32)
+    norm = recorded["norm"]
+    td = TensorDict(
+        {
+            r: {"observation": torch.from_numpy(norm[r].transform(raw[r]) if r in norm else raw[r])}
+            for r in ROLES
+        },
+        batch_size=[len(raw["risk"])],
+    )
+    with torch.no_grad():
+        out = recorded["policy"](td)
+    expected = {r: out.get((r, "action")).numpy() for r in ROLES}
+    for role in ("strategic", "risk"):
+        assert len(np.unique(expected[role])) > 1, role
+    _same_actions(InferencePolicy.load(exported.bundle).decide(raw), expected)
 
 
 def test_registered_model_predicts_the_same_in_a_fresh_process(

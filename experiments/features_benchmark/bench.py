@@ -21,12 +21,14 @@ import talib
 import torch
 
 import grandmodel
+from grandmodel.config import validate
 from grandmodel.data.features import compute_features
 from grandmodel.data.loader import read_ohlcv
-from grandmodel.data.pipeline import Tables, assemble, build_tables, sizes
+from grandmodel.data.pipeline import Tables, assemble, build_tables
 from grandmodel.data.resample import resample_bars
 from grandmodel.data.synthetic import generate
 from grandmodel.data.synthetic.calendar import BARS_PER_SESSION
+from grandmodel.data.timeframes import bar_sizes
 
 
 def talib_indicators(bars: pd.DataFrame) -> None:
@@ -60,9 +62,10 @@ def main() -> None:
     torch.set_num_threads(2)
     days = -(-args.bars // BARS_PER_SESSION)
     cfg = grandmodel.load_config([f"data.synthetic.days={days}", "data.cache=false"])
-    base = generate(cfg.data.synthetic).iloc[: args.bars]
+    data_cfg = validate(cfg).data
+    base = generate(data_cfg.synthetic).iloc[: args.bars]
     base.index = base.index.as_unit("ns")
-    size = sizes(cfg.data)
+    size = bar_sizes(data_cfg)
 
     frames = build_tables(base, size)
     resampled = {
@@ -94,13 +97,13 @@ def main() -> None:
         (
             "ours: align, split, normalise, tensors",
             median_time(
-                lambda: assemble(Tables(frames, {"source": "bench"}), cfg.data), args.repeat
+                lambda: assemble(Tables(frames, {"source": "bench"}), data_cfg), args.repeat
             ),
         ),
         (
             "ours: whole pipeline (bars -> MarketData)",
             median_time(
-                lambda: assemble(Tables(build_tables(base, size), {"source": "bench"}), cfg.data),
+                lambda: assemble(Tables(build_tables(base, size), {"source": "bench"}), data_cfg),
                 args.repeat,
             ),
         ),

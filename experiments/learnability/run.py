@@ -17,7 +17,7 @@ from pathlib import Path
 
 from grandmodel.config import load_config
 from grandmodel.console import make_console
-from grandmodel.evaluate import evaluate
+from grandmodel.evaluation.commands import run_evaluation
 from grandmodel.evaluation.outputs import comparison_table
 from grandmodel.train import train
 
@@ -54,9 +54,9 @@ def main() -> None:
         started = time.perf_counter()
         cfg = load_config([*common, f"agent={agent}", *frozen, f"task_name=learnability_{role}"])
         run = train(cfg, console=console)
-        best = run["run"].best_checkpoint or run["run"].last_checkpoint
+        best = run["best_checkpoint"] or f"{run['output_dir']}/checkpoints/last.ckpt"
         frozen.append(f"agent.frozen.{role}={best}")
-        report = evaluate(
+        report = run_evaluation(
             load_config(
                 [
                     f"run={run['output_dir']}",

@@ -30,6 +30,7 @@ from omegaconf import DictConfig
 from stable_baselines3 import PPO
 
 import grandmodel
+from grandmodel.config import validate
 from grandmodel.data.market_data import MarketData
 from grandmodel.data.pipeline import prepare_data
 from grandmodel.env import to_gymnasium
@@ -64,8 +65,9 @@ def compose(agent: str, frames: int, threads: int, quick: bool, outputs: Path) -
 
 def fresh_system(cfg: DictConfig, data: MarketData) -> MARLSystem:
     """Seeded and threaded as training does, then built exactly as ``run_training`` builds it."""
-    configure_torch(cfg)
-    return build_system(cfg, data, evaluator=None)
+    rc = validate(cfg)
+    configure_torch(rc)
+    return build_system(cfg, rc, data, evaluator=None)
 
 
 def epochs(cfg: DictConfig, system: MARLSystem) -> int:

@@ -16,6 +16,7 @@ from grandmodel.console import make_console
 from grandmodel.errors import GrandModelError, TrainingStopped
 from grandmodel.evaluation.evaluator import make_evaluator
 from grandmodel.evaluation.final import final_report
+from grandmodel.training.callbacks import Interrupted
 from grandmodel.training.run import TrainingRun, run_training
 
 
@@ -39,9 +40,9 @@ def train(
     except NonFiniteError as exc:
         _finish_quietly(cfg, "FAILED")
         raise TrainingStopped(f"training stopped: {exc}; {_last_good(cfg)}") from None
-    except KeyboardInterrupt:
+    except Interrupted as exc:
         _finish_quietly(cfg, "KILLED")
-        raise
+        raise Interrupted(exc.signum, f"{exc}; {_resume_hint(cfg)}") from None
     except Exception:
         _finish_quietly(cfg, "FAILED")
         raise
@@ -103,6 +104,15 @@ def _finish_quietly(cfg: DictConfig, status: str) -> None:
         return
     uri = str(cfg.logger.tracking_uri) if cfg.logger.kind == "mlflow" else None
     Tracker(folder, uri, timeout=float(cfg.logger.connect_timeout), quiet=True).finish(status)
+
+
+def _resume_hint(cfg: DictConfig) -> str:
+    folder = Path(cfg.paths.output_dir)
+    last = folder / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        return "no evaluation had been reached, so there is nothing to resume; start it again"
+    frames = load_checkpoint(last)["grandmodel"]["source"]["frames"]
+    return f"resume with: python -m grandmodel.train resume={folder} (from its last evaluation, {frames:,} frames)"
 
 
 def _last_good(cfg: DictConfig) -> str:

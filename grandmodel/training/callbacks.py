@@ -1,4 +1,4 @@
-"""Training callbacks: the non-finite guard and fault injection (checkpoints, early stopping and
+"""Training callbacks: the non-finite guard, clean stops on SIGTERM/SIGINT and fault injection (checkpoints, early stopping and
 the progress bar are Lightning's own, configured in ``run.py``)."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import pytorch_lightning as pl
 import torch
 
 from grandmodel.agents.base import NonFiniteError
+from grandmodel.errors import GrandModelError
 
 
 class NonFiniteGuard(pl.Callback):
@@ -64,3 +65,50 @@ class FaultInjection(pl.Callback):
     ) -> None:
         if trainer.fit_loop.total_batch_idx + 1 == self.kill_at_batch:
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Interrupted(GrandModelError):
+    """Training stopped by SIGTERM or SIGINT (exit status 128 + the signal's number)."""
+
+    def __init__(self, signum: int, message: str = "") -> None:
+        super().__init__(message or f"training interrupted by {signal.Signals(signum).name}")
+        self.signum, self.exit_code = signum, 128 + signum
+
+
+class StopOnSignal(pl.Callback):
+    """SIGTERM and SIGINT stop training at the next batch or evaluation boundary (seconds, not an
+    epoch). No checkpoint is written then: ``last.ckpt`` (written atomically at every evaluation)
+    stays the exact resume point, so a resumed run still ends as an uninterrupted one would."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> StopOnSignal:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self._previous[signum] = signal.signal(signum, self._note)
+        return self
+
+    def uninstall(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _note(self, signum: int, frame: Any) -> None:
+        self.signum = signum
+
+    def _check(self) -> None:
+        if self.signum is not None:
+            raise Interrupted(self.signum)
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any
+    ) -> None:
+        self._check()
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any
+    ) -> None:
+        self._check()
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._check()

@@ -33,7 +33,7 @@ from grandmodel.data.normalise import save_norm
 from grandmodel.data.pipeline import prepare_data
 from grandmodel.env import MarketEnv
 from grandmodel.tracking import Tracker, flatten, git_commit, lightning_loggers, run_name
-from grandmodel.training.callbacks import FaultInjection, NonFiniteGuard
+from grandmodel.training.callbacks import FaultInjection, NonFiniteGuard, StopOnSignal
 from grandmodel.training.curriculum import Curriculum
 from grandmodel.training.data_source import CollectorSource
 from grandmodel.training.policies import build_policies
@@ -165,7 +165,8 @@ def run_training(
     folder = output_dir / "checkpoints"
     if folder.is_dir():  # what a killed writer left half-written is never read
         remove_partial(folder)
-    callbacks: list[pl.Callback] = []
+    stop = StopOnSignal()
+    callbacks: list[pl.Callback] = [stop]
     best = None
     if evaluator:  # the best policy by the optimised metric, weights only (what export/frozen use)
         best = ModelCheckpoint(
@@ -239,9 +240,11 @@ def run_training(
         inference_mode=False,
         use_distributed_sampler=False,
     )
+    stop.install()
     try:
         trainer.fit(system, ckpt_path=rc.ckpt_path, weights_only=True)
     finally:
+        stop.uninstall()
         system.source.shutdown()
     score = best.best_model_score if best else None
     return TrainingRun(

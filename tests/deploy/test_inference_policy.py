@@ -23,6 +23,7 @@ from grandmodel.data.features import OBSERVATION
 from grandmodel.data.pipeline import prepare
 from grandmodel.deploy import InferencePolicy
 from grandmodel.deploy.bundle import model_config
+from grandmodel.deploy.manifest import seal
 from grandmodel.deploy.parity import record
 from grandmodel.env import MarketEnv
 from grandmodel.errors import GrandModelError
@@ -213,3 +214,27 @@ def test_observations_of_the_wrong_shape_are_refused(exported: Exported) -> None
         policy.decide({r: good[r] for r in ("strategic", "tactical")})
     single = policy.decide({r: v[0] for r, v in good.items()})
     assert single["tactical"].shape == (3,) and single["strategic"].shape == ()
+
+
+def test_a_graph_this_runtime_cannot_run_is_refused_with_one_line(
+    exported: Exported, tmp_path: Path
+) -> None:
+    """A bundle written by a newer exporter (opset 99, hashes consistent) fails on load, naming the
+    graph and the runtime, instead of at the first decision."""
+    import onnx
+
+    bundle = tmp_path / "future"
+    shutil.copytree(exported.bundle, bundle)
+    graph = onnx.load(bundle / "risk.onnx")
+    for entry in graph.opset_import:
+        if entry.domain in ("", "ai.onnx"):
+            entry.version = 99
+    onnx.save(graph, bundle / "risk.onnx")
+    meta = json.loads((bundle / "metadata.json").read_text())
+    meta["files"] = list(meta["files"])
+    (bundle / "metadata.json").write_text(json.dumps(seal(meta, bundle)))
+    result = run_module("grandmodel.deploy", str(bundle))
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
+    assert lines[0].startswith(f"error: {bundle}/risk.onnx: ONNX Runtime ")
+    assert "cannot load it" in lines[0]

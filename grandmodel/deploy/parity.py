@@ -64,7 +64,8 @@ def record(
     minimum: int,
 ) -> Recorded:
     """At least ``minimum`` steps of deterministic walks (test split first, then val and train
-    while fewer were recorded; each split in consecutive windows, one env per window)."""
+    while fewer were recorded; each split in consecutive episode windows from its start, one env
+    per window)."""
     parts: list[dict[str, np.ndarray]] = []
     splits: dict[str, int] = {}
     for split in SPLIT_ORDER:
@@ -88,7 +89,8 @@ def _walk(
     cfg: DictConfig, data: MarketData, split: str, policy: TensorDictModuleBase, wanted: int
 ) -> dict[str, np.ndarray]:
     length = int(cfg.data.episode_length)
-    n = math.ceil(data.split_steps(split) / length)
+    # whole episodes (portfolio states from flat to deep in a trade), as few as give ``wanted``
+    n = min(math.ceil(data.split_steps(split) / length), math.ceil(wanted / length))
     env = MarketEnv(data, cfg, n_envs=n, split=split, mode="eval")
     keys = [(role, leaf) for role in ROLES for leaf in ("observation", "action")]
     kept: dict[str, list[np.ndarray]] = {"t": [], **{"/".join(k): [] for k in keys}}

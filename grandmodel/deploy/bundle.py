@@ -173,6 +173,7 @@ def _publish(staging: Path, out: Path) -> None:
     for path in staging.iterdir():
         with path.open("rb") as handle:
             os.fsync(handle.fileno())
+    staging.chmod(0o755)  # mkdtemp's 0700 would hide the bundle from the service that loads it
     if not out.exists():
         os.replace(staging, out)
         return

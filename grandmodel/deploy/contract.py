@@ -21,10 +21,9 @@ from grandmodel.data.features import FEATURES
 from grandmodel.data.market_data import MarketData
 from grandmodel.data.normalise import NormStats
 from grandmodel.deploy.heads import TANH_LIMIT, RoleHead
+from grandmodel.deploy.manifest import FORMAT, FORMAT_VERSION
 from grandmodel.env.specs import RISK_FEATURES
 
-FORMAT = "grandmodel-bundle"
-FORMAT_VERSION = 1
 NORM_FILE = "norm_stats.json"
 RISK_MEANING = {
     "position": "signed contracts / env.max_contracts",

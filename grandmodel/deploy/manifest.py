@@ -16,6 +16,8 @@ from grandmodel.errors import GrandModelError
 
 METADATA = "metadata.json"
 SELF_DIGEST = "metadata_sha256"
+FORMAT = "grandmodel-bundle"
+FORMAT_VERSION = 1
 
 
 def file_sha256(path: Path) -> str:
@@ -57,6 +59,12 @@ def read_verified(folder: Path) -> dict[str, Any]:
         ) from None
     if not isinstance(metadata, dict) or not isinstance(metadata.get("files"), dict):
         raise GrandModelError(f"{path}: no file list; expected metadata written by export")
+    found = (metadata.get("format"), metadata.get("format_version"))
+    if found != (FORMAT, FORMAT_VERSION):
+        raise GrandModelError(
+            f"{path}: bundle format {found[0]} version {found[1]}; expected {FORMAT} version "
+            f"{FORMAT_VERSION} (export it again with this version of grandmodel)"
+        )
     digest = canonical_digest(metadata)
     if metadata.get(SELF_DIGEST) != digest:
         raise GrandModelError(

@@ -16,7 +16,19 @@ class CostKind(StrEnum):
     """How execution costs are charged (``env.costs.model``)."""
 
     contract = "contract"
+    share = "share"  # the same formula per share (multiplier 1): commission per share + ticks
     proportional = "proportional"
+
+
+class Sizing(StrEnum):
+    """What the agents' full position means (``env.sizing``).
+
+    ``contracts``: ``max_contracts`` units; ``notional``: ``max_exposure`` x equity of notional at
+    the decision's close, rounded down to whole units (contracts, shares or lots).
+    """
+
+    contracts = "contracts"
+    notional = "notional"
 
 
 @dataclass
@@ -35,7 +47,8 @@ class ContractConfig:
 
 @dataclass
 class CostConfig:
-    """Per-contract commission and slippage in ticks, or a proportional cost on traded notional."""
+    """Per contract (or share, or lot): commission plus slippage in ticks (for spot FX the
+    half-spread), or ``proportional``: a rate on traded notional (e.g. half the bid-ask spread)."""
 
     model: CostKind = CostKind.contract
     commission: float = 2.0
@@ -59,6 +72,9 @@ class EnvConfig:
     initial_capital: float = 1_000_000.0
     equity_floor: float = 0.5
     max_contracts: int = 5
+    sizing: Sizing = Sizing.contracts
+    max_exposure: float = 1.0  # sizing=notional: full position = max_exposure x equity
+    max_leverage: float = 4.0  # |position| x price x multiplier <= max_leverage x equity, always
     risk_cap: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])
     stop_bounds: list[float] = field(default_factory=lambda: [0.001, 0.05])
     scale_bounds: list[float] = field(default_factory=lambda: [0.1, 2.0])
@@ -81,6 +97,8 @@ class EnvConfig:
         out += check(
             self.max_contracts >= 1, "max_contracts", f"must be >= 1, got {self.max_contracts}"
         )
+        out += check(self.max_exposure > 0, "max_exposure", f"must be > 0, got {self.max_exposure}")
+        out += check(self.max_leverage > 0, "max_leverage", f"must be > 0, got {self.max_leverage}")
         cap = list(self.risk_cap)
         increasing = all(b > a for a, b in pairwise(cap))
         out += check(

@@ -14,6 +14,7 @@ from grandmodel.config.curriculum import CurriculumConfig
 from grandmodel.config.data import DataConfig
 from grandmodel.config.deploy import ExportConfig
 from grandmodel.config.env import EnvConfig, RewardConfig
+from grandmodel.config.instrument import InstrumentConfig
 from grandmodel.config.paths import PathsConfig
 from grandmodel.config.tools import BacktestConfig, EvaluateConfig, ParetoConfig
 from grandmodel.config.training import (
@@ -39,6 +40,7 @@ class RootConfig:
     resume: str | None = None  # a run folder or MLflow run id: continue that run
     faults: FaultsConfig = field(default_factory=FaultsConfig)
     agent: AgentGroupConfig = MISSING
+    instrument: InstrumentConfig = field(default_factory=InstrumentConfig)
     data: DataConfig = MISSING
     env: EnvConfig = MISSING
     reward: RewardConfig = MISSING
@@ -59,6 +61,7 @@ GROUP_SCHEMAS: dict[str, type] = {
     "trainer": TrainerConfig,
     "logger": LoggerConfig,
     "callbacks": CallbacksConfig,
+    "instrument": InstrumentConfig,
     "data": DataConfig,
     "env": EnvConfig,
     "reward": RewardConfig,
@@ -79,3 +82,6 @@ def register_configs() -> None:
     cs.store(name="export_schema", node=ExportConfig)
     for group, schema in GROUP_SCHEMAS.items():
         cs.store(group=group, name=f"{group}_schema", node=schema)
+    from grandmodel.config.meta import register_meta  # imports RootConfig: not at module level
+
+    register_meta(cs)

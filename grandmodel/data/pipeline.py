@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,7 +33,7 @@ from grandmodel.data.resample import resample_bars
 from grandmodel.data.timeframes import TIMEFRAMES, bar_sizes, periods_per_year
 from grandmodel.errors import DataError
 
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2  # 2: k-day bars count trading days
 
 
 @dataclass
@@ -214,7 +215,8 @@ def assemble(
         al, tac_known, fractions, need["tactical"], need["strategic"], embargo, source
     )
     train_steps = splits["train"][1] - splits["train"][0] - 1
-    if data_cfg.episode_length > train_steps:
+    episode_length = adapted_episode_length(data_cfg, train_steps, source)
+    if episode_length > train_steps:
         raise DataError(
             f"{source}: data.episode_length={data_cfg.episode_length} is longer than the train split "
             f"({train_steps} decision steps); lower data.episode_length or use more data"
@@ -251,6 +253,7 @@ def assemble(
         "timezone": data_cfg.timezone,
         "timeframes": {k: getattr(data_cfg.timeframes, k) for k in TIMEFRAMES},
         "periods_per_year": {k: periods_per_year(data_cfg, k) for k in TIMEFRAMES},
+        "episode_length": episode_length,
         "first_decision": al.first_decision,
         "last_decision": al.last_decision,
     }
@@ -269,6 +272,22 @@ def assemble(
         window=window,
         meta=meta,
     )
+
+
+def adapted_episode_length(data_cfg: DataConfig, train_steps: int, source: str) -> int:
+    """``data.episode_length``; the schema's default (2000 decisions, a week of ES 5-minute bars) is
+    cut to a quarter of the train split when longer, so that daily or short data still yields several
+    distinct training windows (docs/architecture.md, "Instruments and trading time"), with a note."""
+    length = data_cfg.episode_length
+    if length != DataConfig.episode_length or length <= train_steps // 4:
+        return length
+    adapted = max(2, train_steps // 4)
+    print(
+        f"note: {source}: data.episode_length adapted from the default {length} to {adapted} "
+        f"(a quarter of the {train_steps}-step train split); set data.episode_length to choose",
+        file=sys.stderr,
+    )
+    return adapted
 
 
 def _given(stats: NormStats, columns: list[str], source: str) -> NormStats:

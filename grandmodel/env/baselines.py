@@ -2,7 +2,8 @@
 
 strategic: ``flat``, ``always_long``, ``ma_crossover`` (long when EMA20 > EMA50 by half an ATR, short
 when below: the ``trend_regime`` feature of the last completed 30-minute bar), ``random``;
-tactical: ``full_entry`` (trade the whole gap now, fixed stop, scale 1); risk: ``fixed`` (one level).
+tactical: ``full_entry`` (trade the whole gap now, fixed stop, scale 1), ``hold`` (the same without a
+protective stop: buy-and-hold); risk: ``fixed`` (one level).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from torch import nn
 from grandmodel.config.env import ROLES
 
 STRATEGIC = ("flat", "always_long", "ma_crossover", "random")
-TACTICAL = ("full_entry",)
+TACTICAL = ("full_entry", "hold")
 RISK = ("fixed",)
 KINDS = {"strategic": STRATEGIC, "tactical": TACTICAL, "risk": RISK}
 
@@ -75,7 +76,8 @@ def baseline_policy(
             )
         module: nn.Module = StrategicBaseline(kind, column)
     elif role == "tactical":
-        module = TacticalBaseline(**params)
+        # a NaN stop distance means no protective stop (docs/architecture.md, "Time and look-ahead")
+        module = TacticalBaseline(**(params | {"stop": float("nan")} if kind == "hold" else params))
     else:
         module = RiskBaseline(int(params.get("level", 4)))
     return TensorDictModule(module, in_keys=[(role, "observation")], out_keys=[(role, "action")])

@@ -1,8 +1,11 @@
 """Fills, protective stops and position accounting as pure tensor functions (float64 money).
 
-Conventions: ``position`` in signed contracts; ``avg_price`` is the average entry price of the open
-position (0 when flat); PnL in account currency = contracts x price change x multiplier. Costs are
-kept apart from prices (fills happen at the bar's open or the stop level) and charged per contract.
+Conventions: ``position`` in signed whole units (contracts, shares or FX lots); ``avg_price`` is the
+average entry price of the open position (0 when flat); PnL in account currency = units x price
+change x multiplier; notional of a position = |units| x price x multiplier, leverage = notional /
+equity. Costs are kept apart from prices (fills happen at the bar's open or the stop level) and
+charged per unit (or on traded notional). Targets are sized from what is known at the decision:
+the equity and the close of the decision's bar.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from typing import Any
 import torch
 
 from grandmodel.config import typed
-from grandmodel.config.env import ContractConfig, CostConfig, CostKind
+from grandmodel.config.env import ContractConfig, CostConfig, CostKind, EnvConfig, Sizing
+from grandmodel.errors import GrandModelError
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,51 @@ class CostModel:
 
     def per_contract(self, price: torch.Tensor) -> torch.Tensor:
         return self.fixed + self.rate * price * self.multiplier
+
+
+def target_units(
+    fraction: torch.Tensor,
+    equity: torch.Tensor,
+    unit_notional: torch.Tensor,
+    max_contracts: float,
+    max_exposure: float,
+    max_leverage: float,
+    notional: bool,
+) -> torch.Tensor:
+    """Signed whole units to hold for ``fraction`` (direction x scale x risk cap) of a full position.
+
+    A full position is ``max_contracts`` units, or (``notional``) ``max_exposure`` x ``equity`` of
+    notional rounded down to whole units; either way |units| x ``unit_notional`` stays within
+    ``max_leverage`` x ``equity``.
+    """
+    full = torch.floor(max_exposure * equity / unit_notional) if notional else max_contracts
+    cap = torch.floor(max_leverage * equity / unit_notional)
+    return torch.clamp(torch.round(fraction * full), -cap, cap)
+
+
+def check_leverage(env: EnvConfig, price: float) -> None:
+    """One line when the sizing cannot be met at ``price`` (the first decision's close) from
+    ``env.initial_capital``: not one whole unit fits, or ``max_contracts`` exceed ``max_leverage``."""
+    unit = price * env.contract.multiplier
+    capital, symbol = env.initial_capital, env.contract.symbol
+    if env.sizing == Sizing.notional:
+        if env.max_exposure * capital < unit:
+            raise GrandModelError(
+                f"env.sizing=notional: one {symbol} unit is {unit:,.0f} of notional (price {price:,.6g} x "
+                f"multiplier {env.contract.multiplier:g}), more than env.max_exposure x "
+                f"env.initial_capital = {env.max_exposure * capital:,.0f}; raise env.initial_capital "
+                "or env.max_exposure, or trade a smaller unit"
+            )
+        return
+    most = round(env.max_contracts * env.scale_bounds[1] * env.risk_cap[-1])
+    leverage = most * unit / capital
+    if leverage > env.max_leverage:
+        raise GrandModelError(
+            f"env.max_contracts={env.max_contracts}: up to {most} {symbol} contracts (x scale "
+            f"{env.scale_bounds[1]:g}) are {most * unit:,.0f} of notional, {leverage:.1f}x "
+            f"env.initial_capital={capital:,.0f}, over env.max_leverage={env.max_leverage:g}; lower "
+            "env.max_contracts, raise env.initial_capital or use env.sizing=notional"
+        )
 
 
 @dataclass

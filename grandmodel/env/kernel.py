@@ -12,9 +12,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from grandmodel.config.env import ROLES, EnvConfig, RewardConfig
+from grandmodel.config.env import ROLES, EnvConfig, RewardConfig, Sizing
 from grandmodel.data.market_data import MarketData
-from grandmodel.env.execution import CostModel, apply_fill, first_stop_hit, stop_levels
+from grandmodel.env.execution import (
+    CostModel,
+    apply_fill,
+    check_leverage,
+    first_stop_hit,
+    stop_levels,
+    target_units,
+)
 from grandmodel.env.rewards import RewardWeights, differential_sharpe
 from grandmodel.env.state import F64, State
 
@@ -26,6 +33,9 @@ class Params:
     capital: float
     floor: float
     max_contracts: float
+    notional: bool  # env.sizing=notional: full position = max_exposure x equity of notional
+    max_exposure: float
+    max_leverage: float
     stop_bounds: tuple[float, float]
     scale_bounds: tuple[float, float]
     multiplier: float
@@ -40,6 +50,9 @@ class Params:
             capital=env.initial_capital,
             floor=env.equity_floor * env.initial_capital,
             max_contracts=float(env.max_contracts),
+            notional=env.sizing == Sizing.notional,
+            max_exposure=env.max_exposure,
+            max_leverage=env.max_leverage,
             stop_bounds=(env.stop_bounds[0], env.stop_bounds[1]),
             scale_bounds=(env.scale_bounds[0], env.scale_bounds[1]),
             multiplier=env.contract.multiplier,
@@ -62,6 +75,7 @@ class StepKernel:
         compile: bool = False,
     ) -> None:
         self.p = Params.from_config(env, reward)
+        check_leverage(env, float(data.tactical.close[int(data.meta["first_decision"])]))
         self.device = device
         self.costs = CostModel.from_config(env.costs, env.contract)
         self.risk_cap = torch.tensor(env.risk_cap, dtype=F64, device=device)
@@ -109,9 +123,20 @@ class StepKernel:
         tactical = tactical.to(F64)
         direction = torch.where(self.strategic_decision[t], strategic - 1, s["direction"])
         timing = tactical[:, 0].clamp(0.0, 1.0)
+        # NaN stop distance: no protective stop (the unstopped buy-and-hold baseline)
         stop_distance = tactical[:, 1].clamp(*p.stop_bounds)
         scale = tactical[:, 2].clamp(*p.scale_bounds)
-        target = torch.round(direction * scale * self.risk_cap[level] * p.max_contracts)
+        fraction = direction * scale * self.risk_cap[level]
+        unit_notional = self.mark_close[t] * p.multiplier  # one unit at the decision's close
+        target = target_units(
+            fraction,
+            s["equity"],
+            unit_notional,
+            p.max_contracts,
+            p.max_exposure,
+            p.max_leverage,
+            p.notional,
+        )
         qty = torch.round(timing * (target - s["position"]))
 
         # orders fill at the open of the first base bar after the decision
@@ -236,7 +261,9 @@ class StepKernel:
         var95 = (-s["sorted_returns"][:, p.var_rank]).clamp_min(0.0)
         risk = torch.stack(
             (
-                position / p.max_contracts,
+                position * mark * p.multiplier / (equity * p.max_exposure)
+                if p.notional
+                else position / p.max_contracts,
                 100.0 * unrealised / equity,
                 100.0 * (s["realised"] - s["costs"]) / p.capital,
                 100.0 * drawdown,

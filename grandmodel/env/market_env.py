@@ -64,9 +64,8 @@ class MarketEnv(EnvBase):
         self.compiled = env_cfg.compile if compile is None else compile
         self.rng = torch.Generator()
         self.rng.manual_seed(int(cfg.seed if seed is None else seed))
-        self.sampler = EpisodeSampler(
-            data, self.data_cfg.episode_length, self.data_cfg.episode_sampling, n
-        )
+        length = int(data.meta.get("episode_length", self.data_cfg.episode_length))
+        self.sampler = EpisodeSampler(data, length, self.data_cfg.episode_sampling, n)
         self.sampler.set_mode(mode, split)
         self.load_data(data)
         self.state: State = fresh_state(n, env_cfg.var_window, env_cfg.initial_capital, device)

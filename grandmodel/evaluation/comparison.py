@@ -22,7 +22,8 @@ from grandmodel.evaluation.walk import Outcome, Walk
 from grandmodel.training.policies import baseline_params, restore_policy
 
 BASELINES = {
-    "buy_and_hold": {"strategic": "always_long"},
+    "buy_and_hold": {"strategic": "always_long", "tactical": "hold"},  # no protective stop
+    "buy_and_hold_stopped": {"strategic": "always_long"},  # with the tactical baseline's stop
     "flat": {"strategic": "flat"},
     "random": {"strategic": "random"},
     "ma_crossover": {"strategic": "ma_crossover"},

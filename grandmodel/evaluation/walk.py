@@ -99,7 +99,9 @@ class Walk:
         if whole:
             cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
             cfg.data.episode_length = data.split_steps(split)
-        sampler = EpisodeSampler(data, int(cfg.data.episode_length), "random", 1)
+            data = replace(data, meta={**data.meta, "episode_length": data.split_steps(split)})
+        length = int(data.meta.get("episode_length", cfg.data.episode_length))
+        sampler = EpisodeSampler(data, length, "random", 1)
         sampler.set_mode("eval", split)
         starts, ends = sampler.windows()
         n = len(starts) if episodes <= 0 else min(int(episodes), len(starts))

@@ -21,9 +21,10 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from grandmodel.data.timeframes import periods_per_year
+from grandmodel.errors import one_line
 from grandmodel.evaluation.front import non_dominated, plot_front
 from grandmodel.evaluation.statistics import deflated_sharpe_ratio
-from grandmodel.tracking import LocalRecord, Tracker, git_commit
+from grandmodel.tracking import LocalRecord, Tracker, finished_trial, git_commit
 
 TRIALS = "trials"
 
@@ -272,3 +273,63 @@ def _group_names(config: DictConfig) -> set[str]:
     """Config groups of the defaults list (``agent: choice(ppo, sac)`` sweeps a group, not a key)."""
     choices = OmegaConf.select(config, "hydra.runtime.choices") or {}
     return {str(k) for k in choices if not str(k).startswith("hydra")}
+
+
+def overrides_key(overrides: list[str]) -> str:
+    """A trial's identity in its sweep: its sorted task overrides, one string."""
+    return " ".join(sorted(overrides))
+
+
+def continued_trial(cfg: DictConfig, output_dir: Path, overrides: list[str]) -> list[float] | None:
+    """Continuing a sweep that died (the same command with ``hydra.sweep.dir=<its folder>``): a trial
+    whose tracked run FINISHED with the same overrides is not run again (its objective values are
+    returned); one that was interrupted resumes from its own ``last.ckpt``."""
+    n = len(cfg.objectives) if cfg.get("objectives") else 1
+    done = finished_trial(cfg.logger, output_dir, overrides_key(overrides), n)
+    if done is not None:
+        return done
+    last = output_dir / "checkpoints" / "last.ckpt"
+    if last.is_file() and LocalRecord(output_dir).start_op() is not None:
+        cfg.ckpt_path = str(last)
+    return None
+
+
+def record_trial(cfg: DictConfig, output_dir: Path, overrides: list[str], value: Any) -> None:
+    """Mark a finished trial's run with its overrides and objective values (what a continued
+    sweep reads back instead of training it again)."""
+    if cfg.logger.kind != "mlflow" or LocalRecord(output_dir).start_op() is None:
+        return
+    values = [float(v) for v in value] if isinstance(value, list | tuple) else [float(value)]
+    names = (
+        [f"sweep/objective/{i}" for i in range(len(values))]
+        if len(values) > 1
+        else ["sweep/objective"]
+    )
+    tracker = Tracker(output_dir, str(cfg.logger.tracking_uri), quiet=True)
+    tracker.set_tags({"sweep.overrides": overrides_key(overrides)})
+    tracker.log_metrics(dict(zip(names, values, strict=True)))
+
+
+def run_trial(
+    cfg: DictConfig, output_dir: Path, sweep_dir: Path, overrides: list[str], train: Any
+) -> float | list[float]:
+    """One sweep trial (``train`` is the training job): continued as :func:`continued_trial` says,
+    recorded with :func:`record_trial`. A failure is reported on one line, recorded (``failed``
+    marker, tracked run FAILED) and returned as NaN, which Optuna records as a failed trial; the
+    sweep goes on."""
+    single = not cfg.get("objectives")
+    try:
+        done = continued_trial(cfg, output_dir, overrides)
+        if done is not None:
+            print(f"trial {output_dir.name}: finished in an earlier attempt, objective {done}")
+            return done[0] if single else done
+        parent = LocalRecord(sweep_dir).run_id
+        metric = train(cfg, parent)["metric"]
+        record_trial(cfg, output_dir, overrides, metric)
+        return metric
+    except Exception as exc:
+        message = one_line(str(exc)) or type(exc).__name__
+        print(f"error: trial failed: {message}", file=sys.stderr)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "failed").write_text(message + "\n")
+        return float("nan") if single else [float("nan")] * len(cfg.objectives)

@@ -13,6 +13,7 @@ from grandmodel.tracking.loggers import lightning_loggers
 from grandmodel.tracking.queries import (
     RunFiles,
     count_training_runs,
+    finished_trial,
     is_run_id,
     locate_run,
     record_child_run,
@@ -28,6 +29,7 @@ __all__ = [
     "RunFiles",
     "Tracker",
     "count_training_runs",
+    "finished_trial",
     "flatten",
     "git_commit",
     "is_run_id",

@@ -159,3 +159,26 @@ def training_runs_table(
         if c.startswith("param:") and not c.startswith(("param:paths.", "param:hydra.")) and table[c].nunique(dropna=False) > 1
     ]  # fmt: skip
     return table[["run_id", "run_name", *metrics, *varying]] if len(table) else table
+
+
+def finished_trial(
+    logger: Any, run_dir: str | Path, overrides: str, n_values: int
+) -> list[float] | None:
+    """The objective values of the sweep trial whose folder is ``run_dir``, when its tracked run is
+    FINISHED with the same ``overrides`` (tag ``sweep.overrides``); None when it must run (again)."""
+    from grandmodel.tracking.record import LocalRecord
+
+    run_id = LocalRecord(run_dir).run_id
+    if not run_id or logger.kind != "mlflow":
+        return None
+    try:
+        run = connect(str(logger.tracking_uri), float(logger.connect_timeout)).get_run(run_id)
+    except Exception:  # no store, no proof: the trial runs again
+        return None
+    if run.info.status != "FINISHED" or run.data.tags.get("sweep.overrides") != overrides:
+        return None
+    keys = (
+        [f"sweep/objective/{i}" for i in range(n_values)] if n_values > 1 else ["sweep/objective"]
+    )
+    values = [run.data.metrics.get(k) for k in keys]
+    return None if any(v is None for v in values) else [float(v) for v in values]

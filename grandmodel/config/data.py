@@ -48,6 +48,7 @@ class Generator(StrEnum):
     regime = "regime"
     jump = "jump"
     stress = "stress"
+    gan = "gan"  # a fitted QuantGAN (python -m grandmodel.data.fit_generator), at gan_path
 
 
 MARKET_CONDITIONS = ("all", "strong_trend", "trend", "sideways", "volatile")
@@ -232,6 +233,7 @@ class SyntheticConfig:
     garch: GarchSpec = field(default_factory=GarchSpec)
     jump: JumpSpec = field(default_factory=JumpSpec)
     stress: StressSpec = field(default_factory=StressSpec)
+    gan_path: str | None = None  # generator file of generator=gan
 
     def problems(self) -> list[Problem]:
         out = check(self.days >= 1, "days", f"must be >= 1, got {self.days}")
@@ -256,6 +258,11 @@ class SyntheticConfig:
                 f"expected [low, high] with 0 < low <= high, got {vr}",
             )
         out += check(bool(self.regimes), "regimes", "expected at least one regime")
+        out += check(
+            self.generator != Generator.gan or bool(self.gan_path),
+            "gan_path",
+            "expected the file python -m grandmodel.data.fit_generator wrote (generator=gan)",
+        )
         try:
             pd.Timestamp(self.start)
         except ValueError:

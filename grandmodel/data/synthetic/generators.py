@@ -247,6 +247,18 @@ def _stress(
     return PricePath(log_returns, gaps, sigma, np.where(volatile, VOLATILE, labels).astype(np.int8))
 
 
+def _gan(
+    cfg: SyntheticConfig, days: int, rng: np.random.Generator, _: np.random.Generator
+) -> PricePath:
+    """A fitted QuantGAN's returns; a conditional one follows the regime chain of ``cfg``."""
+    from grandmodel.data.synthetic.gan import sample_returns  # torch, only when asked for
+
+    n = days * BARS_PER_SESSION
+    wanted = _regime_states(cfg, n, rng)[2]
+    log_returns, sigma, labels = sample_returns(str(cfg.gan_path), n, wanted, rng)
+    return PricePath(log_returns, np.zeros(n), sigma, labels)
+
+
 PathGenerator = Callable[
     [SyntheticConfig, int, np.random.Generator, np.random.Generator], PricePath
 ]
@@ -256,6 +268,7 @@ PATH_GENERATORS: dict[str, PathGenerator] = {
     "regime": _regime,
     "jump": _jump,
     "stress": _stress,
+    "gan": _gan,
 }
 
 

@@ -1,0 +1,256 @@
+"""A QuantGAN-style scenario generator: temporal convolutions over standardised one-minute log returns.
+
+Generator and critic are temporal convolutional networks (dilated causal convolutions, kernel 2,
+skip connections; Wiese et al., 2020) trained as a Wasserstein GAN with gradient penalty. The
+generator maps a noise sequence (and, when ``conditional``, one-hot regime labels) to a return
+sequence of any length, so one pass samples a whole path. A fitted generator is one weights-only
+file (:func:`save_generator`): weights, the hyperparameters, the return scale and the data hash.
+Sampling draws its noise from the caller's numpy generator, so a seed fixes the path.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from grandmodel.checkpoints import load_checkpoint, save_atomic
+from grandmodel.config.meta import GanConfig
+from grandmodel.errors import GrandModelError
+
+GAN_FORMAT = "grandmodel-gan"
+GAN_VERSION = 1
+N_LABELS = 4  # trend_up, trend_down, sideways, volatile (``generators.REGIMES``)
+LABEL_MINUTES = 240  # look-back of the causal regime labeller
+SIGMA_HALFLIFE = 30.0  # minutes; EWMA of |r| that stands in for the per-minute volatility
+
+
+class TemporalBlock(nn.Module):
+    """Two dilated causal convolutions (no padding: the sequence shortens by ``2 * dilation``)
+    with a residual connection; returns the block output and its skip contribution."""
+
+    def __init__(self, channels: int, dilation: int) -> None:
+        super().__init__()
+        self.shrink = 2 * dilation
+        self.net = nn.Sequential(
+            nn.Conv1d(channels, channels, 2, dilation=dilation),
+            nn.PReLU(),
+            nn.Conv1d(channels, channels, 2, dilation=dilation),
+            nn.PReLU(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[..., self.shrink :] + self.net(x)
+
+
+class TCN(nn.Module):
+    """``in_channels`` → ``out_channels`` over time; the output is shorter by ``receptive_field - 1``."""
+
+    def __init__(self, in_channels: int, out_channels: int, hidden: int, layers: int) -> None:
+        super().__init__()
+        self.inp = nn.Conv1d(in_channels, hidden, 1)
+        self.blocks = nn.ModuleList(TemporalBlock(hidden, 2**i) for i in range(layers))
+        self.out = nn.Conv1d(hidden, out_channels, 1)
+        self.receptive_field = 1 + sum(b.shrink for b in self.blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x)
+        for block in self.blocks:
+            h = block(h)
+        return self.out(h)
+
+
+class QuantGAN(nn.Module):
+    """Generator and critic of the same depth; the critic scores each window by its mean output."""
+
+    def __init__(self, cfg: GanConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        cond = N_LABELS if cfg.conditional else 0
+        self.generator = TCN(cfg.noise_channels + cond, 1, cfg.hidden, cfg.layers)
+        self.critic = TCN(1 + cond, 1, cfg.hidden, cfg.layers)
+        self.receptive_field = self.generator.receptive_field
+
+    def generate(self, noise: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """``[B, noise, T + rf - 1]`` noise (and ``[B, 4, T + rf - 1]`` labels) → ``[B, 1, T]``."""
+        return self.generator(noise if labels is None else torch.cat([noise, labels], 1))
+
+    def score(self, returns: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        x = returns if labels is None else torch.cat([returns, labels], 1)
+        return self.critic(x).mean(dim=(1, 2))
+
+
+def regime_labels(returns: np.ndarray, minutes: int = LABEL_MINUTES) -> np.ndarray:
+    """Causal regime codes of a return series (``generators.REGIMES`` order): volatile where the
+    trailing volatility exceeds 1.5x its median, else trend up/down where the trailing drift is over
+    one standard error, else sideways. Labels real series for a conditional generator."""
+    r = np.asarray(returns, dtype=np.float64)
+    kernel = np.ones(minutes)
+    total = np.convolve(r, kernel)[: r.size]
+    count = np.minimum(np.arange(1, r.size + 1), minutes)
+    mean = total / count
+    var = np.maximum(np.convolve(r**2, kernel)[: r.size] / count - mean**2, 1e-18)
+    sd = np.sqrt(var)
+    z = mean / (sd / np.sqrt(count))
+    labels = np.where(z > 1.0, 0, np.where(z < -1.0, 1, 2))
+    return np.where(sd > 1.5 * np.median(sd), 3, labels).astype(np.int8)
+
+
+def _one_hot(labels: np.ndarray) -> torch.Tensor:
+    """``[B, T]`` codes → ``[B, 4, T]`` float one-hot."""
+    codes = torch.as_tensor(np.asarray(labels, dtype=np.int64))
+    return nn.functional.one_hot(codes, N_LABELS).permute(0, 2, 1).float()
+
+
+def _gradient_penalty(
+    model: QuantGAN, real: torch.Tensor, fake: torch.Tensor, labels
+) -> torch.Tensor:
+    mix = torch.rand(real.shape[0], 1, 1)
+    point = (mix * real + (1 - mix) * fake).requires_grad_(True)
+    (grad,) = torch.autograd.grad(model.score(point, labels).sum(), point, create_graph=True)
+    return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
+def fit_gan(
+    returns: np.ndarray,
+    labels: np.ndarray | None,
+    cfg: GanConfig,
+    *,
+    seed: int = 0,
+    on_step: Callable[[int, dict[str, float]], None] | None = None,
+) -> tuple[QuantGAN, dict[str, float]]:
+    """Fit a generator to a one-minute log-return series (WGAN-GP, ``cfg.steps`` generator steps
+    or ``cfg.max_minutes`` of wall time, whichever comes first). Returns the model and the scale
+    ``{"mean", "std"}`` the model's standardised returns are in."""
+    r = np.asarray(returns, dtype=np.float64)
+    scale = {"mean": float(r.mean()), "std": float(r.std())}
+    z = torch.as_tensor((r - scale["mean"]) / scale["std"], dtype=torch.float32)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = QuantGAN(cfg)
+    rf, window = model.receptive_field, cfg.window
+    if z.numel() < window + rf:
+        raise GrandModelError(
+            f"data: {z.numel()} returns; expected at least {window + rf} for gan.window={window}"
+        )
+    g_opt = torch.optim.Adam(model.generator.parameters(), lr=cfg.lr, betas=(0.0, 0.9))
+    c_opt = torch.optim.Adam(model.critic.parameters(), lr=cfg.lr, betas=(0.0, 0.9))
+    deadline = time.monotonic() + 60 * cfg.max_minutes
+    history: dict[str, float] = {}
+
+    def batch() -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
+        starts = rng.integers(rf - 1, z.numel() - window + 1, cfg.batch_size)
+        real = torch.stack([z[s : s + window] for s in starts]).unsqueeze(1)
+        noise = torch.as_tensor(
+            rng.standard_normal((cfg.batch_size, cfg.noise_channels, window + rf - 1)),
+            dtype=torch.float32,
+        )
+        if labels is None:
+            return real, None, noise, None
+        long = np.stack([labels[s - rf + 1 : s + window] for s in starts])
+        return real, _one_hot(long[:, rf - 1 :]), noise, _one_hot(long)
+
+    for step in range(1, cfg.steps + 1):
+        for _ in range(cfg.critic_steps):
+            real, real_labels, noise, noise_labels = batch()
+            with torch.no_grad():
+                fake = model.generate(noise, noise_labels)
+            wasserstein = (
+                model.score(real, real_labels).mean() - model.score(fake, real_labels).mean()
+            )
+            penalty = _gradient_penalty(model, real, fake, real_labels)
+            c_opt.zero_grad(set_to_none=True)
+            (cfg.gradient_penalty * penalty - wasserstein).backward()
+            c_opt.step()
+        _, real_labels, noise, noise_labels = batch()
+        g_loss = -model.score(model.generate(noise, noise_labels), real_labels).mean()
+        g_opt.zero_grad(set_to_none=True)
+        g_loss.backward()
+        g_opt.step()
+        history = {
+            "gan/wasserstein": wasserstein.item(),
+            "gan/penalty": penalty.item(),
+            "gan/generator_loss": g_loss.item(),
+        }
+        if on_step is not None:
+            on_step(step, history)
+        if time.monotonic() > deadline:
+            break
+    return model.eval(), scale
+
+
+def save_generator(
+    model: QuantGAN, scale: dict[str, float], path: str | Path, data_hash: str, steps: int
+) -> Path:
+    """One weights-only file: weights, hyperparameters, return scale, data hash (atomic write)."""
+    payload = {
+        "format": GAN_FORMAT,
+        "version": GAN_VERSION,
+        "config": asdict(model.cfg),
+        "state_dict": model.state_dict(),
+        "scale": dict(scale),
+        "data_hash": data_hash,
+        "steps": int(steps),
+    }
+    save_atomic(payload, path)
+    return Path(path)
+
+
+def load_generator(path: str | Path) -> tuple[QuantGAN, dict[str, Any]]:
+    """The generator of a file written by :func:`save_generator` (read with ``weights_only``),
+    and the file's payload (scale, data hash, config)."""
+    if not Path(path).is_file():
+        raise GrandModelError(
+            f"data.synthetic.gan_path={path}: file not found; expected a generator written by "
+            "python -m grandmodel.data.fit_generator"
+        )
+    payload = load_checkpoint(path)
+    if payload.get("format") != GAN_FORMAT or payload.get("version") != GAN_VERSION:
+        raise GrandModelError(
+            f"data.synthetic.gan_path={path}: not a generator file (format "
+            f"{payload.get('format')!r} version {payload.get('version')!r}); expected "
+            f"{GAN_FORMAT!r} version {GAN_VERSION}"
+        )
+    model = QuantGAN(GanConfig(**payload["config"]))
+    model.load_state_dict(payload["state_dict"])
+    return model.eval(), payload
+
+
+def ewma_sigma(returns: np.ndarray, start: float, halflife: float = SIGMA_HALFLIFE) -> np.ndarray:
+    """Causal EWMA estimate of the per-minute volatility (sqrt(pi/2) E|r| for a normal r)."""
+    decay = 0.5 ** (1.0 / halflife)
+    out = np.empty(returns.size)
+    level = start
+    for t, value in enumerate((np.abs(returns) * np.sqrt(np.pi / 2)).tolist()):
+        out[t] = level
+        level = decay * level + (1 - decay) * value
+    return out
+
+
+@torch.no_grad()
+def sample_returns(
+    path: str | Path, n: int, wanted_labels: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``n`` one-minute log returns from the generator file at ``path``, their volatility and
+    regime labels. A conditional generator follows ``wanted_labels``; an unconditional one's
+    labels come from :func:`regime_labels` of what it generated. Deterministic given ``rng``."""
+    model, payload = load_generator(path)
+    rf, cfg = model.receptive_field, model.cfg
+    noise = torch.as_tensor(
+        rng.standard_normal((1, cfg.noise_channels, n + rf - 1)), dtype=torch.float32
+    )
+    cond = None
+    if cfg.conditional:
+        padded = np.concatenate([np.full(rf - 1, wanted_labels[0]), wanted_labels])
+        cond = _one_hot(padded[None, :])
+    z = model.generate(noise, cond)[0, 0].double().numpy()
+    scale = payload["scale"]
+    returns = scale["mean"] + scale["std"] * z
+    labels = wanted_labels.astype(np.int8) if cfg.conditional else regime_labels(returns)
+    return returns, ewma_sigma(returns, scale["std"]), labels

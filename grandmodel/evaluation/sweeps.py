@@ -19,7 +19,9 @@ import pandas as pd
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+from rich.table import Table
 
+from grandmodel.console import make_console
 from grandmodel.data.timeframes import periods_per_year
 from grandmodel.errors import one_line
 from grandmodel.evaluation.front import non_dominated, plot_front
@@ -96,7 +98,10 @@ class SweepTracking(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         summary = summarise(config, sweep_dir)
-        if summary is None or config.logger.kind != "mlflow":
+        if summary is None:
+            return
+        make_console().print(summary_table(config, summary))
+        if config.logger.kind != "mlflow":
             return
         parent = Tracker(
             sweep_dir,
@@ -110,6 +115,33 @@ class SweepTracking(Callback):
         if summary.get("best_run_id"):
             parent.set_tags({"best_run_id": summary["best_run_id"]})
         parent.finish("FINISHED")
+
+
+def summary_table(config: DictConfig, summary: dict[str, Any]) -> Table:
+    """What a ``--multirun`` prints at its end: every trial (its swept values, state, objective,
+    MLflow run), the best one marked."""
+    table: pd.DataFrame = summary["table"]
+    names = list(config.get("objectives") or [config.optimized_metric])
+    best = summary.get("best_run_id")
+    swept = [c for c in table.columns if c not in ("number", "state", "run_id", *names)]
+    shown = Table(title=f"Sweep {Path(config.hydra.sweep.dir).name}: {len(table)} trials")
+    for column in ["trial", *swept, "state", *names, "run"]:
+        shown.add_column(column, justify="right" if column in names else "left")
+    for _, row in table.iterrows():
+        mark = " (best)" if best is not None and row["run_id"] == best else ""
+        values = [_cell(row[n]) for n in names]
+        shown.add_row(
+            str(row["number"]) + mark, *(str(row[c]) for c in swept), str(row["state"]),
+            *values, str(row["run_id"] or "-"),
+        )  # fmt: skip
+    metrics = summary["metrics"]
+    if "best_value" in metrics:
+        shown.caption = f"best {names[0]} = {metrics['best_value']:.4f}"
+    return shown
+
+
+def _cell(value: Any) -> str:
+    return "n/a" if value != value else f"{float(value):.4f}"
 
 
 def _record_failure(config: DictConfig, output: Path, record: dict[str, Any]) -> str | None:

@@ -8,6 +8,7 @@ portfolio state, RNGs and counters, so ``ckpt_path=`` resumes exactly.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +25,7 @@ from grandmodel.errors import GrandModelError
 from grandmodel.training.data_source import CollectorSource
 
 Evaluator = Callable[[TensorDictModuleBase], dict[str, float]]
+log = logging.getLogger(__name__)
 
 
 class MARLSystem(pl.LightningModule):
@@ -119,6 +121,13 @@ class MARLSystem(pl.LightningModule):
         key = next((k for k in metrics if k.endswith("sharpe")), next(iter(metrics)))
         self.log(key.split("/", 1)[1], metrics[key], prog_bar=True, batch_size=1, logger=False)
         self._record({**metrics, "frames": float(self.source.frames)})
+        shown = ("sharpe", "total_return", "max_drawdown", "trades", "mean_reward")
+        log.info(
+            "evaluation at %s frames (%.0f frames/s): %s",
+            f"{self.source.frames:,}",
+            self.source.frames / max(time.perf_counter() - self._started, 1e-9),
+            ", ".join(f"{k} {metrics[f'val/{k}']:.4g}" for k in shown if f"val/{k}" in metrics),
+        )
 
     def _record(self, row: dict[str, float]) -> None:
         """Send a row to the run's loggers with frames as the step, and keep it for the curves.

@@ -85,6 +85,6 @@ def register_configs() -> None:
     from grandmodel.config.meta import register_meta  # imports RootConfig: not at module level
 
     register_meta(cs)
-    from grandmodel.config.meta import register_meta  # imports RootConfig: not at module level
+    from grandmodel.config.paper import register_paper
 
-    register_meta(cs)
+    register_paper(cs)

@@ -13,18 +13,20 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from grandmodel import cli
 from grandmodel.config import register_configs
 from grandmodel.errors import reported
-from grandmodel.evaluation.commands import run_backtest
 
 register_configs()
 
 
 @hydra.main(config_path="../conf", config_name="backtest", version_base="1.3")
 def main(cfg: DictConfig) -> None:
+    from grandmodel.evaluation.commands import run_backtest
+
     with reported(run_dir=HydraConfig.get().runtime.output_dir):
         run_backtest(cfg)
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main, "backtest", "grandmodel.backtest")

@@ -181,8 +181,13 @@ def check_architecture(
 
 
 def _first_line(exc: BaseException) -> str:
+    """Why torch refused the file, in a few words (no ANSI escapes, no advice to unpickle it)."""
     import re
 
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
-    first = text.splitlines()[0] if text else type(exc).__name__
+    if "Weights only load failed" in text:
+        return "it holds Python objects besides tensors and plain values, which are never unpickled"
+    if "PytorchStreamReader" in text or not text or text.isdigit():
+        return "truncated, or not a file written by torch.save"
+    first = re.split(r"(?<=[.:])\s", text.splitlines()[0])[0]
     return first.rstrip(".:")[:200]

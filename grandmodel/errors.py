@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from collections.abc import Iterator
@@ -56,5 +57,11 @@ def remove_if_bookkeeping(folder: Path) -> None:
 
 
 def one_line(text: str) -> str:
-    """Collapse a message to one line."""
+    """Collapse a message to one line, as plain text: no terminal colour codes, and numpy scalars
+    as the numbers they hold (``np.float64(nan)`` reads ``nan``)."""
+    text = _NUMPY_SCALAR.sub(r"\1", _ANSI.sub("", text))
     return " ".join(part.strip() for part in text.strip().splitlines() if part.strip())
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_NUMPY_SCALAR = re.compile(r"\bnp\.(?:float|int|uint|complex)\d*\(([^()]*)\)")

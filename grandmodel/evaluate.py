@@ -12,18 +12,20 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from grandmodel import cli
 from grandmodel.config import register_configs
 from grandmodel.errors import reported
-from grandmodel.evaluation.commands import run_evaluation
 
 register_configs()
 
 
 @hydra.main(config_path="../conf", config_name="evaluate", version_base="1.3")
 def main(cfg: DictConfig) -> None:
+    from grandmodel.evaluation.commands import run_evaluation
+
     with reported(run_dir=HydraConfig.get().runtime.output_dir):
         run_evaluation(cfg)
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main, "evaluate", "grandmodel.evaluate")

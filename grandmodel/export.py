@@ -14,19 +14,21 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from grandmodel import cli
 from grandmodel.config import register_configs, validate
 from grandmodel.console import make_console
-from grandmodel.deploy.bundle import export_bundle
 from grandmodel.errors import reported
-from grandmodel.evaluation.runs import resolve_run
-from grandmodel.tracking.identity import git_commit
-from grandmodel.tracking.registry import log_export, training_record
 
 register_configs()
 
 
 def export(cfg: DictConfig) -> dict[str, Any]:
     """Export as ``cfg`` says; returns the bundle folder, its metadata and the registry entry."""
+    from grandmodel.deploy.bundle import export_bundle
+    from grandmodel.evaluation.runs import resolve_run
+    from grandmodel.tracking.identity import git_commit
+    from grandmodel.tracking.registry import log_export, training_record
+
     validate(cfg)
     uri = str(cfg.logger.tracking_uri) if cfg.logger.kind == "mlflow" else None
     run = resolve_run(str(cfg.run), uri)
@@ -66,4 +68,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main, "export", "grandmodel.export")

@@ -14,16 +14,18 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 from rich.table import Table
 
+from grandmodel import cli
 from grandmodel.config import register_configs, validate
 from grandmodel.console import make_console
 from grandmodel.errors import GrandModelError, reported
-from grandmodel.evaluation.front import non_dominated, plot_front
-from grandmodel.tracking import training_runs_table
 
 register_configs()
 
 
 def pareto(cfg: DictConfig) -> dict[str, Any]:
+    from grandmodel.evaluation.front import non_dominated, plot_front
+    from grandmodel.tracking import training_runs_table
+
     validate(cfg)
     metrics, directions = list(cfg.metrics), list(cfg.directions)
     table = training_runs_table(
@@ -70,4 +72,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main, "pareto", "grandmodel.pareto")

@@ -10,24 +10,35 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from grandmodel import cli
 from grandmodel.config import register_configs
 from grandmodel.errors import one_line, reported
-from grandmodel.evaluation.training_job import train
-from grandmodel.tracking import RUN_ID_FILE
 from grandmodel.training.resume import resume_command_line
 
 register_configs()
-__all__ = ["main", "train"]
+__all__ = ["main"]  # and `train`, imported on first use (below)
+
+
+def __getattr__(name: str) -> Any:
+    """``train`` (torch, Lightning, MLflow) is imported on first use, so ``--help`` answers fast."""
+    if name == "train":
+        from grandmodel.evaluation.training_job import train
+
+        return train
+    raise AttributeError(f"module 'grandmodel.train' has no attribute {name!r}")
 
 
 @hydra.main(config_path="../conf", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float | list[float] | None:
+    from grandmodel.evaluation.training_job import train
+
     logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode == RunMode.MULTIRUN:
@@ -39,6 +50,9 @@ def main(cfg: DictConfig) -> float | list[float] | None:
 def trial(cfg: DictConfig, output_dir: Path) -> float | list[float]:
     """One sweep trial: a failure is reported on one line, recorded (``failed`` marker, tracked run
     FAILED) and returned as NaN, which Optuna records as a failed trial; the sweep goes on."""
+    from grandmodel.evaluation.training_job import train
+    from grandmodel.tracking import RUN_ID_FILE
+
     sweep_dir = Path(HydraConfig.get().sweep.dir)
     marker = sweep_dir / RUN_ID_FILE
     parent = marker.read_text().strip() if marker.is_file() else None
@@ -55,4 +69,4 @@ def trial(cfg: DictConfig, output_dir: Path) -> float | list[float]:
 if __name__ == "__main__":
     with reported():
         sys.argv[1:] = resume_command_line(sys.argv[1:])
-    main()
+    cli.run(main, "train", "grandmodel.train")

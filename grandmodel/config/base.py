@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class ConfigError(ValueError):
@@ -40,8 +41,35 @@ def walk_problems(obj: Any, prefix: str = "") -> Iterator[str]:
 
 def timedelta_of(text: str) -> pd.Timedelta | None:
     """Parse a bar size such as ``1min``, ``5min``, ``1h``; ``None`` when it is not a fixed duration."""
+    import pandas as pd  # here, not at import: ``--help`` needs no pandas
+
     try:
         delta = pd.Timedelta(pd.tseries.frequencies.to_offset(text))
     except (ValueError, TypeError):
         return None
     return delta if delta > pd.Timedelta(0) else None
+
+
+def timestamp_of(text: str) -> pd.Timestamp | None:
+    """Parse a date or time such as ``2023-06-01`` or ``2023-06-01 09:30``; ``None`` when it is not one."""
+    import pandas as pd
+
+    try:
+        stamp = pd.Timestamp(text)
+    except (ValueError, TypeError):
+        return None
+    return None if stamp is pd.NaT else stamp
+
+
+def date_problems(obj: Any, names: tuple[str, ...]) -> list[Problem]:
+    """Each of ``obj``'s fields ``names`` is null or a date/time, and ``start`` is before ``end``."""
+    out: list[Problem] = []
+    for name in names:
+        value = getattr(obj, name)
+        if value is not None and timestamp_of(value) is None:
+            out += [(name, f"{value!r} is not a date; expected a date or time like '2023-06-01'")]
+    start, end = (getattr(obj, n, None) for n in ("start", "end"))
+    first, last = timestamp_of(start) if start else None, timestamp_of(end) if end else None
+    if first is not None and last is not None and (first.tzinfo is None) == (last.tzinfo is None):
+        out += check(first < last, "end", f"must be after start ({start}), got {end}")
+    return out

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import fields, is_dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
 from hydra import compose, initialize_config_dir
-from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from hydra.errors import HydraException, OverrideParseException
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from grandmodel.config.base import ConfigError, walk_problems
+from grandmodel.config.messages import describe, real_choices, unknown_key
 from grandmodel.config.root import PROJECT_ROOT, register_configs
 
 CONF_DIR = PROJECT_ROOT / "conf"
@@ -25,18 +30,105 @@ def load_config(overrides: Sequence[str] = (), config_name: str = "train") -> Di
     Raises :class:`ConfigError` (one line naming the key) on an unknown key, a wrong type or a value
     out of range. ``paths.output_dir`` defaults to a fresh ``outputs/runs/api_<time>`` folder.
     """
-    register_configs()
     overrides = list(overrides)
     if not any(o.lstrip("+~").startswith("paths.output_dir=") for o in overrides):
         stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
         overrides.append(f"paths.output_dir=${{paths.outputs_dir}}/runs/api_{stamp}")
-    try:
-        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-            cfg = compose(config_name, overrides=overrides)
-    except (HydraException, OmegaConfBaseException) as exc:
-        raise ConfigError(describe(exc)) from None
+    cfg = compose_config(overrides, config_name)
     validate(cfg)
     return cfg
+
+
+def compose_config(
+    overrides: Sequence[str], config_name: str = "train", with_hydra: bool = False
+) -> DictConfig:
+    """``conf/<config_name>.yaml`` composed with ``overrides`` (``hydra.*`` ones included), not
+    validated; any composition or override error is one :class:`ConfigError` naming the key."""
+    register_configs()
+    parsed = parse_overrides(overrides)
+    try:
+        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+            cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
+            _check_options(parsed, cfg, GlobalHydra.instance().config_loader())
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError(describe(exc)) from None
+    except AssertionError:  # OmegaConf, when a dotted override goes below a null node
+        raise ConfigError(_below_null(overrides, config_name)) from None
+    _check_added_keys(parsed, cfg)
+    if not with_hydra:
+        with open_dict(cfg):
+            del cfg["hydra"]
+    return cfg
+
+
+def parse_overrides(overrides: Sequence[str]) -> list[Override]:
+    """Hydra's parse of each override; a malformed one is a :class:`ConfigError` naming it."""
+    parser = OverridesParser.create()
+    parsed = []
+    for text in overrides:
+        try:
+            parsed += parser.parse_overrides([text])
+        except OverrideParseException as exc:
+            if "=" not in text and not text.startswith("~"):
+                raise ConfigError(f"{text}: no value; expected {text}=<value>") from None
+            why = str(exc).splitlines()[0].removeprefix(f"Error parsing override '{text}'")
+            raise ConfigError(
+                f"{text}: cannot be read ({why.strip() or 'syntax'}); expected key=value in Hydra's "
+                "override syntax, e.g. seed=1, agent=sac or tags=[a,b]"
+            ) from None
+    return parsed
+
+
+def _check_options(parsed: list[Override], cfg: DictConfig, loader: Any) -> None:
+    """A group override names one of the group's configs (Hydra skips a missing optional one)."""
+    for override in parsed:
+        value = override.value() if not override.is_sweep_override() else None
+        group = override.key_or_group
+        if not isinstance(value, str) or group not in cfg.hydra.runtime.choices:
+            continue
+        options = loader.get_group_options(group)
+        if options and value not in real_choices(options):
+            choices = ", ".join(real_choices(options))
+            raise ConfigError(
+                f"{group}: {value!r} is not an option; expected one of its configs (choices: {choices})"
+            )
+
+
+def _check_added_keys(parsed: list[Override], cfg: DictConfig) -> None:
+    """``+a.b=v`` into a schema node must name a field of the schema (Hydra adds any key)."""
+    for override in parsed:
+        if not override.is_add() or "." not in override.key_or_group:
+            continue
+        head, _, key = override.key_or_group.rpartition(".")
+        parent = OmegaConf.select(cfg, head)
+        schema = OmegaConf.get_type(parent) if isinstance(parent, DictConfig) else None
+        if (
+            schema is not None
+            and is_dataclass(schema)
+            and key not in {f.name for f in fields(schema)}
+        ):
+            structured = OmegaConf.structured(schema)
+            raise ConfigError(unknown_key(override.key_or_group, structured))
+
+
+def _below_null(overrides: Sequence[str], config_name: str) -> str:
+    """The override that sets a key below an unselected (null) group, as a one-line message."""
+    groups = [o for o in overrides if "." not in o.split("=", 1)[0]]
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        base = compose(config_name, overrides=groups, return_hydra_config=True)
+        loader = GlobalHydra.instance().config_loader()
+        for text in overrides:
+            path = text.split("=", 1)[0].lstrip("+~").split(".")
+            for depth in range(1, len(path)):
+                parent = ".".join(path[:depth])
+                if OmegaConf.select(base, parent, default="absent") is None:
+                    plus = "" if parent in base.hydra.runtime.choices else "+"
+                    choices = ", ".join(real_choices(loader.get_group_options(parent)))
+                    return (
+                        f"{text.split('=', 1)[0]}: {parent} is not selected; expected "
+                        f"{plus}{parent}=<option> first (choices: {choices})"
+                    )
+    return f"{' '.join(overrides)}: cannot be applied to the config; expected keys of the config"
 
 
 def validate(cfg: DictConfig) -> Any:
@@ -73,23 +165,3 @@ def _raise_problems(obj: Any) -> None:
     problems = list(walk_problems(obj))
     if problems:
         raise ConfigError("; ".join(problems))
-
-
-def describe(exc: BaseException) -> str:
-    """Hydra's message plus its causes, on one line (the causes name the key and what was expected)."""
-    lines: list[str] = []
-    full_key = ""
-    seen: BaseException | None = exc
-    while seen is not None:
-        for line in str(seen).splitlines():
-            line = line.strip()
-            if line.startswith("full_key:"):
-                full_key = full_key or line.split(":", 1)[1].strip()
-            elif line and "$" not in line and not line.startswith(_NOISE) and line not in lines:
-                lines.append(line)
-        seen = seen.__cause__ or seen.__context__
-    text = " ".join(lines)
-    return f"{full_key}: {text}" if full_key and full_key not in text else text
-
-
-_NOISE = ("object_type", "reference_type", "ref_type", "'")

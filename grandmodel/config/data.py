@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import pandas as pd
-
-from grandmodel.config.base import Problem, check, timedelta_of
+from grandmodel.config.base import Problem, check, date_problems, timedelta_of, timestamp_of
 
 
 class Source(StrEnum):
@@ -76,12 +75,12 @@ class TimeframesConfig:
         if out:
             return out
         out += check(
-            sizes["tactical"] % sizes["base"] == pd.Timedelta(0),
+            sizes["tactical"].value % sizes["base"].value == 0,
             "tactical",
             f"must be a whole multiple of base ({self.base}), got {self.tactical}",
         )
         out += check(
-            sizes["strategic"] % sizes["tactical"] == pd.Timedelta(0),
+            sizes["strategic"].value % sizes["tactical"].value == 0,
             "strategic",
             f"must be a whole multiple of tactical ({self.tactical}), got {self.strategic}",
         )
@@ -263,18 +262,9 @@ class SyntheticConfig:
             "gan_path",
             "expected the file python -m grandmodel.data.fit_generator wrote (generator=gan)",
         )
-        try:
-            pd.Timestamp(self.start)
-        except ValueError:
+        if timestamp_of(self.start) is None:
             out += [("start", f"expected a date like '2023-01-02', got {self.start!r}")]
         return out
-
-
-def _stamp(text: str) -> pd.Timestamp | None:
-    try:
-        return pd.Timestamp(text)
-    except ValueError:
-        return None
 
 
 @dataclass
@@ -317,24 +307,14 @@ class DataConfig:
                 "path",
                 "expected the path of an OHLCV CSV or Parquet file (data.path=...)",
             )
-        for name in ("start", "end"):
+        for name, what in (("path", "an OHLCV CSV or Parquet file"), ("export", "a .parquet file")):
             value = getattr(self, name)
-            if value is not None:
-                try:
-                    pd.Timestamp(value)
-                except ValueError:
-                    out += [(name, f"expected a date or time like '2023-06-01', got {value!r}")]
-        if (
-            self.start
-            and self.end
-            and _stamp(self.start) is not None
-            and _stamp(self.end) is not None
-        ):
             out += check(
-                _stamp(self.start) < _stamp(self.end),
-                "end",
-                f"must be after start ({self.start}), got {self.end}",
+                not value or not Path(value).is_dir(),
+                name,
+                f"{value} is a folder; expected {what}",
             )
+        out += date_problems(self, ("start", "end"))
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):

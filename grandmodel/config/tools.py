@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from omegaconf import MISSING
 
-from grandmodel.config.base import Problem, check
+from grandmodel.config.base import Problem, check, date_problems
 from grandmodel.config.data import DataConfig
 from grandmodel.config.paths import PathsConfig
 from grandmodel.config.training import LoggerConfig
@@ -84,11 +84,12 @@ class BacktestConfig:
     logger: LoggerConfig = MISSING
 
     def problems(self) -> list[Problem]:
-        return check(
+        out = check(
             self.initial_capital is None or self.initial_capital > 0,
             "initial_capital",
             f"must be > 0, got {self.initial_capital}",
         )
+        return out + date_problems(self, ("start", "end"))
 
 
 @dataclass

@@ -1,16 +1,28 @@
-"""Market data: load → validate → resample → features → normalise → split → ``MarketData``."""
+"""Market data: load → validate → resample → features → normalise → split → ``MarketData``.
 
-from grandmodel.data.market_data import Bars, MarketData
-from grandmodel.data.normalise import NormStats, load_norm, save_norm
-from grandmodel.data.pipeline import prepare_data
-from grandmodel.data.timeframes import periods_per_year
+The names below are imported on first use (they pull in torch and pandas), so that importing a
+submodule such as ``grandmodel.data.prepare`` for ``--help`` stays light.
+"""
 
-__all__ = [
-    "Bars",
-    "MarketData",
-    "NormStats",
-    "load_norm",
-    "periods_per_year",
-    "prepare_data",
-    "save_norm",
-]
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_HOMES = {
+    "Bars": "market_data",
+    "MarketData": "market_data",
+    "NormStats": "normalise",
+    "load_norm": "normalise",
+    "save_norm": "normalise",
+    "prepare_data": "pipeline",
+    "periods_per_year": "timeframes",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        return getattr(import_module(f"grandmodel.data.{_HOMES[name]}"), name)
+    raise AttributeError(f"module 'grandmodel.data' has no attribute {name!r}")

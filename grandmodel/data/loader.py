@@ -45,8 +45,10 @@ def read_ohlcv(
     dict of how many rows each policy removed.
     """
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder; expected an OHLCV CSV or Parquet file")
     if not path.is_file():
-        raise DataError(f"{path}: file not found (expected an OHLCV CSV or Parquet file)")
+        raise DataError(f"{path}: file not found; expected an OHLCV CSV or Parquet file")
     raw = _read_table(path)
     where = _Locator(path, csv=path.suffix.lower() not in (".parquet", ".pq"))
     if raw.empty:
@@ -230,7 +232,7 @@ def _check_rows(
             if bad.any():
                 if policy != "drop":
                     row = int(np.argmax(bad))
-                    value = frame[column].iloc[row]
+                    value = float(frame[column].iloc[row])  # plain: nan, not np.float64(nan)
                     raise DataError(
                         f"{where(row, column)}: {value!r} {message} (data.on_invalid_row=drop skips such rows)"
                     )

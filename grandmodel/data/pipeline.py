@@ -99,8 +99,10 @@ def cache_key(data_cfg: DataConfig) -> tuple[str, str]:
 
 
 def missing_file_message(path: Path, data_cfg: DataConfig) -> str:
+    if path.is_dir():
+        return f"{path}: is a folder; expected an OHLCV CSV or Parquet file (data.path=<file>)"
     return (
-        f"{path}: file not found; put the one-minute OHLCV bars there (CSV or Parquet with columns "
+        f"{path}: file not found; put the {data_cfg.timeframes.base} OHLCV bars there (CSV or Parquet with columns "
         f"timestamp, open, high, low, close, volume; timestamps in {data_cfg.timezone} unless they carry "
         "an offset) or point data.path at your file"
     )
@@ -338,6 +340,10 @@ def _tensor(values: np.ndarray, dtype: type) -> torch.Tensor:
 def export_table(tables: Tables, path: str | Path) -> Path:
     """Write the prepared, un-normalised tactical and strategic tables (long format) to Parquet."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError(
+            f"{path}: is a folder; expected a file name ending in .parquet (data.export)"
+        )
     parts = []
     for name in ("tactical", "strategic"):
         frame = tables.frames[name].copy()

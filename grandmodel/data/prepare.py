@@ -7,28 +7,32 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
-import pandas as pd
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from grandmodel import cli
 from grandmodel.config import register_configs, validate
 from grandmodel.console import make_console
-from grandmodel.data.features import OBSERVATION
-from grandmodel.data.market_data import MarketData
-from grandmodel.data.normalise import save_norm
-from grandmodel.data.pipeline import export_table, prepare
 from grandmodel.errors import reported
+
+if TYPE_CHECKING:
+    from grandmodel.data.market_data import MarketData
 
 register_configs()
 
 
 def run(cfg: DictConfig, console: Console | None = None) -> MarketData:
     """Prepare (or load from cache) the data of ``cfg``, print the summary, write norm stats/export."""
+    from grandmodel.data.features import OBSERVATION
+    from grandmodel.data.normalise import save_norm
+    from grandmodel.data.pipeline import export_table, prepare
+
     console = console or make_console()
     data_cfg = validate(cfg).data
     started = time.perf_counter()
@@ -52,6 +56,8 @@ def run(cfg: DictConfig, console: Console | None = None) -> MarketData:
 
 def summary(data: MarketData, seconds: float) -> Table:
     """Bars per timeframe, date range, features, splits and cache state."""
+    import pandas as pd
+
     meta = data.meta
     tz = meta["timezone"]
 
@@ -92,4 +98,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main, "prepare", "grandmodel.data.prepare")

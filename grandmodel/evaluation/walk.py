@@ -162,8 +162,8 @@ def with_range(data: MarketData, start: str | None, end: str | None) -> MarketDa
     tz = str(data.meta["timezone"])
     known = data.tactical.known_ns.numpy()
     first, last = int(data.meta["first_decision"]), int(data.meta["last_decision"])
-    lo_ns = _ns(start, tz) if start else int(known[first])
-    hi_ns = _ns(end, tz) if end else int(known[last])
+    lo_ns = _ns(start, tz, "start") if start else int(known[first])
+    hi_ns = _ns(end, tz, "end") if end else int(known[last])
     decisions = np.arange(first, last + 1)
     inside = decisions[(known[first : last + 1] >= lo_ns) & (known[first : last + 1] <= hi_ns)]
     if len(inside) < 2:
@@ -174,8 +174,13 @@ def with_range(data: MarketData, start: str | None, end: str | None) -> MarketDa
     return replace(data, splits={**data.splits, RANGE: (int(inside[0]), int(inside[-1]) + 1)})
 
 
-def _ns(text: str, tz: str) -> int:
-    when = pd.Timestamp(text)
+def _ns(text: str, tz: str, key: str) -> int:
+    try:
+        when = pd.Timestamp(text)
+    except ValueError:
+        raise GrandModelError(
+            f"{key}: {text!r} is not a date; expected a date or time like '2023-06-01'"
+        ) from None
     return (when.tz_convert(tz) if when.tzinfo else when.tz_localize(tz)).value
 
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import yaml
 
-from grandmodel.checkpoints import is_full, load_checkpoint
 from grandmodel.errors import GrandModelError
 
 SESSION_KEYS = ("ckpt_path", "resume", "trainer.stop_after_frames", "faults.", "hydra.run.dir")
@@ -30,6 +29,8 @@ def resume_command_line(args: list[str]) -> list[str]:
         return args
     if any(_key(a) == "hydra.run.dir" for a in args):
         return args
+    from grandmodel.checkpoints import is_full, load_checkpoint  # torch: only when resuming
+
     if given.get("resume") not in (None, "null"):
         folder = run_folder(given["resume"], args)
         last = folder / "checkpoints" / "last.ckpt"

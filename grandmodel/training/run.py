@@ -28,6 +28,7 @@ from grandmodel.checkpoints import (
 from grandmodel.config import validate
 from grandmodel.config.env import ROLES
 from grandmodel.config.root import RootConfig
+from grandmodel.data.fit import check_training_fits
 from grandmodel.data.market_data import MarketData
 from grandmodel.data.normalise import save_norm
 from grandmodel.data.pipeline import prepare_data
@@ -152,6 +153,7 @@ def run_training(
     output_dir = Path(rc.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     data = prepare_data(cfg)
+    check_training_fits(rc, data)
     evaluator = make_evaluator(cfg, data, rc.trainer.eval_split) if make_evaluator else None
     system = build_system(cfg, rc, data, evaluator)
     if rc.ckpt_path:  # before any work: a checkpoint of other networks is refused in one line

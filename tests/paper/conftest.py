@@ -9,6 +9,7 @@ import pytest
 from grandmodel.config import load_config, typed
 from grandmodel.config.data import DataConfig
 from grandmodel.data.pipeline import Tables, load_tables
+from tests.deploy.helpers import run_module
 
 
 @pytest.fixture(scope="session")
@@ -21,3 +22,18 @@ def smoke_tables(tmp_path_factory: pytest.TempPathFactory) -> tuple[Tables, Path
     path = folder / "bars.csv"
     base.rename_axis("timestamp").to_csv(path)
     return tables, path
+
+
+@pytest.fixture(scope="session")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One smoke training run exported as a bundle (no tracking store)."""
+    outputs = tmp_path_factory.mktemp("paper_bundle")
+    run_dir = outputs / "runs" / "smoke"
+    paths = [f"paths.outputs_dir={outputs}", "logger=csv"]
+    trained = run_module(
+        "grandmodel.train", "experiment=smoke", *paths, f"paths.output_dir={run_dir}"
+    )
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    export = run_module("grandmodel.export", f"run={run_dir}", "name=smoke", *paths)
+    assert export.returncode == 0, export.stderr[-3000:]
+    return outputs / "exports" / "smoke"

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from grandmodel.config.base import Problem, check
 
+COLLECTORS = ("single", "multi_sync", "multi_async")
 PRECISIONS = ("32-true", "64-true", "bf16-mixed", "16-mixed", "bf16-true")
 
 
@@ -28,9 +29,26 @@ class TrainerConfig:
     deterministic: bool = True
     enable_progress_bar: bool = True
     log_every_n_batches: int = 1
+    # single: one TorchRL Collector in this process; multi_sync / multi_async: TorchRL's
+    # MultiSyncCollector / MultiaSyncCollector over `collector_workers` processes, each with its own
+    # env shard and seed. Resuming a multi-process run restores learners, optimisers, buffers and
+    # counters but restarts the workers' episodes: it is not bit-identical to an uninterrupted run.
+    collector: str = "single"
+    collector_workers: int = 1
 
     def problems(self) -> list[Problem]:
         out = check(
+            self.collector in COLLECTORS,
+            "collector",
+            f"expected one of {list(COLLECTORS)}, got {self.collector!r}",
+        )
+        out += check(
+            self.collector_workers >= 1
+            and (self.collector != "single" or self.collector_workers == 1),
+            "collector_workers",
+            f"must be 1 with collector=single and >= 1 otherwise, got {self.collector_workers}",
+        )
+        out += check(
             self.precision in PRECISIONS,
             "precision",
             f"expected one of {list(PRECISIONS)}, got {self.precision!r}",

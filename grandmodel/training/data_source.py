@@ -8,13 +8,14 @@ env's portfolio/episode state and RNG, running episode returns, and the global t
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import torch
 from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModuleBase
 from torch.utils.data import IterableDataset
-from torchrl.collectors import Collector
+from torchrl.collectors import Collector, MultiAsyncCollector, MultiSyncCollector
 from torchrl.envs import EnvBase
 from torchrl.envs.utils import ExplorationType
 
@@ -36,6 +37,9 @@ class CollectorSource(IterableDataset):
         policy_device: torch.device | str = "cpu",
         on_collect: Callable[[bool], None] | None = None,
         level: Any = None,
+        kind: str = "single",
+        make_shard: Callable[[int], EnvBase] | None = None,
+        workers: int = 1,
     ) -> None:
         self.make_env, self.policy = make_env, policy
         self.frames_per_batch, self.total_frames = frames_per_batch, total_frames
@@ -46,6 +50,8 @@ class CollectorSource(IterableDataset):
         self.policy_device = torch.device(policy_device)
         self.on_collect = on_collect  # called with True before and False after each collection
         self.level = level  # the curriculum level the env draws its markets from (None: all)
+        # multi_sync / multi_async: `workers` processes, worker i stepping `make_shard(i)` (picklable)
+        self.kind, self.make_shard, self.workers = kind, make_shard, workers
         self.frames = 0
         self.batches = 0
         self.collector: Collector | None = None
@@ -56,12 +62,16 @@ class CollectorSource(IterableDataset):
         )
         self._restore: dict[str, Any] | None = None
         self.finished_returns: list[torch.Tensor] = []
+        self._by_trajectory: dict[int, torch.Tensor] = {}  # multi-process: returns in progress
 
     @property
     def done(self) -> bool:
         return self.frames >= self.total_frames
 
     def _start(self) -> None:
+        if self.kind != "single":
+            self._start_workers()
+            return
         self.env = self.make_env()
         if self.level is not None and self.env.level != self.level:  # a resumed run's level
             self.env.set_level(self.level)
@@ -82,6 +92,33 @@ class CollectorSource(IterableDataset):
         )
         if self._restore is not None:
             self._apply(self._restore)
+            self._restore = None
+
+    def _start_workers(self) -> None:
+        """TorchRL's multi-process collectors; the policy's weights go to the workers before each
+        batch (``update_at_each_batch``). Episode returns are tracked per worker's env rows."""
+        assert self.make_shard is not None
+        sync = self.kind == "multi_sync"
+        cls = MultiSyncCollector if sync else MultiAsyncCollector
+        if self.on_collect:  # the workers' copies act as collection does: without dropout
+            self.on_collect(True)
+        self.collector = cls(
+            [partial(self.make_shard, i) for i in range(self.workers)],
+            self.policy,
+            frames_per_batch=self.frames_per_batch,
+            total_frames=-1,
+            policy_device=self.policy_device,
+            storing_device=self.policy_device,
+            exploration_type=ExplorationType.RANDOM,
+            update_at_each_batch=True,
+            auto_register_policy_transforms=False,
+            **({"cat_results": 0} if sync else {}),
+        )
+        if self.on_collect:
+            self.on_collect(False)
+        self._iterator = iter(self.collector)
+        if self._restore is not None:  # counters and finished returns only: see TrainerConfig
+            torch.set_rng_state(self._restore["torch_rng"])
             self._restore = None
 
     def __iter__(self) -> Iterator[TensorDictBase]:
@@ -107,19 +144,39 @@ class CollectorSource(IterableDataset):
         return batch
 
     def _track_episodes(self, batch: TensorDictBase) -> None:
-        """Accumulate per-env rewards; completed episodes' returns go to ``finished_returns``."""
-        assert self._running is not None
+        """Accumulate per-env rewards; completed episodes' returns go to ``finished_returns``.
+
+        One collector: by env row (a tensor that exact resume restores). Multi-process collectors:
+        by TorchRL's trajectory id, which names one worker's env episode whatever the batch order.
+        """
         rewards = torch.stack(
             [batch.get(("next", *_tuple(k)))[..., 0].double() for k in self.reward_keys.values()],
             dim=-1,
         ).cpu()
         done = batch.get(("next", "done"))[..., 0].cpu()
+        if self.kind != "single":
+            self._track_trajectories(batch.get(("collector", "traj_ids")).cpu(), rewards, done)
+            return
+        assert self._running is not None
         for step in range(rewards.shape[1]):
             self._running += rewards[:, step]
             ended = done[:, step]
             if ended.any():
                 self.finished_returns.extend(self._running[ended].clone())
                 self._running[ended] = 0.0
+
+    def _track_trajectories(
+        self, traj_ids: torch.Tensor, rewards: torch.Tensor, done: torch.Tensor
+    ) -> None:
+        for row in range(rewards.shape[0]):
+            for step in range(rewards.shape[1]):
+                key = int(traj_ids[row, step])
+                total = self._by_trajectory.get(key, 0.0) + rewards[row, step]
+                if done[row, step]:
+                    self.finished_returns.append(total)
+                    self._by_trajectory.pop(key, None)
+                else:
+                    self._by_trajectory[key] = total
 
     def pop_finished(self) -> dict[str, float]:
         """Mean return of the episodes completed since the last call, per reward key."""
@@ -183,8 +240,9 @@ class CollectorSource(IterableDataset):
         """Reset every env and the collector's carrier (after the market changed under them)."""
         if self.collector is not None:
             self.collector.reset()
-            assert self._running is not None
-            self._running.zero_()
+            if self._running is not None:
+                self._running.zero_()
+            self._by_trajectory.clear()
 
     def shutdown(self) -> None:
         if self.collector is not None:

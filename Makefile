@@ -27,8 +27,14 @@ test: install
 lint: install
 	$(BIN)/pre-commit run --all-files
 
+# The MLflow UI over STORE (default: the store training writes) on PORT (default 5000). MLflow 3.17
+# opens experiments in its GenAI view unless the URL (or the sidebar switch) asks for machine learning;
+# every experiment carries the `compare` runs-table view (README.md, "Comparing runs in the MLflow UI").
+STORE ?= sqlite:///outputs/mlflow.db
 mlflow-ui: install
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///outputs/mlflow.db --host 127.0.0.1 --port $${PORT:-5000} --workers 1
+	@echo "Compare runs: http://127.0.0.1:$${PORT:-5000}/#/experiments/<id>/runs?viewStateShareKey=compare&workflowType=machine_learning"
+	@echo "(<id>: 1 for grandmodel in a fresh store; all experiments: http://127.0.0.1:$${PORT:-5000}/#/experiments?workflowType=machine_learning)"
+	$(BIN)/mlflow ui --backend-store-uri $(STORE) --host 127.0.0.1 --port $${PORT:-5000} --workers 1
 
 clean:
 	rm -rf outputs/runs outputs/multiruns outputs/cache .pytest_cache .ruff_cache

@@ -67,6 +67,7 @@ def _report(run: TrainingRun, cfg: DictConfig, console: Console) -> dict[str, An
         },
         step=int(run.system.source.frames),
     )
+    tracker.set_tags({"mlflow.note.content": _headline(cfg, report.metrics, which)})
     for path in [run.output_dir / "config.yaml", run.output_dir / "norm_stats.json", *report.files]:
         tracker.log_artifact(path)
     if cfg.logger.log_checkpoints and run.best_checkpoint:
@@ -93,6 +94,25 @@ def _report(run: TrainingRun, cfg: DictConfig, console: Console) -> dict[str, An
         "best_checkpoint": run.best_checkpoint,
         "run": run,
     }
+
+
+def _headline(cfg: DictConfig, metrics: dict[str, dict[str, float]], which: str) -> str:
+    """The run's description in the MLflow UI (Markdown): who trained on what, and the final
+    numbers a reader compares runs by."""
+    head = (
+        f"**{cfg.task_name}**: agent `{cfg.agent.name}`, data `{cfg.data.name}`, "
+        f"seed {cfg.seed}; {which} policy"
+    )
+    table = [
+        "| split | Sharpe | total return | max drawdown | trades |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    table += [
+        f"| {split} | {m['sharpe']:.3f} | {m['total_return']:.4g} | {m['max_drawdown']:.4g} "
+        f"| {m['trades']:.0f} |"
+        for split, m in metrics.items()
+    ]
+    return "\n".join([head, "", *table])
 
 
 def _finish_quietly(cfg: DictConfig, status: str) -> None:

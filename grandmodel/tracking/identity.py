@@ -2,13 +2,46 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
 
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+# The runs-table view every experiment carries: the MLflow UI opens it at
+# #/experiments/<id>/runs?viewStateShareKey=compare&workflowType=machine_learning (README.md,
+# "Comparing runs in the MLflow UI"). MLflow 3.17 chooses the model-training view (rather than
+# GenAI) by its workflowType setting; mlflow.experimentKind is what its experiment-kind selector shows.
+COMPARE_VIEW = "compare"
+HEADLINE_METRICS = (
+    "final/val/sharpe", "final/test/sharpe", "final/val/total_return", "final/val/max_drawdown",
+    "final/val/trades", "val/sharpe",
+)  # fmt: skip
+HEADLINE_PARAMS = (
+    "agent.name", "data.name", "seed", "agent.strategic.lr", "agent.tactical.lr", "agent.risk.lr",
+)  # fmt: skip
+
+
+def experiment_tags() -> dict[str, str]:
+    """The tags of a GrandModel experiment: a model-training experiment, and the ``compare`` view
+    (headline metrics and parameters as columns, best final validation Sharpe first)."""
+    view = {
+        "selectedColumns": [f"metrics.`{m}`" for m in HEADLINE_METRICS]
+        + [f"params.`{p}`" for p in HEADLINE_PARAMS],
+        "orderByKey": "metrics.`final/val/sharpe`",
+        "orderByAsc": False,
+        # the UI applies a width only to a column named in the order: run names shown whole
+        "columnOrder": ["attributes.`Run Name`"],
+        "columnWidths": {"attributes.`Run Name`": 300},
+    }
+    return {
+        "mlflow.experimentKind": "custom_model_development",
+        f"mlflow.sharedViewState.{COMPARE_VIEW}": json.dumps(view),
+    }
 
 
 def flatten(cfg: DictConfig) -> dict[str, Any]:
@@ -47,6 +80,24 @@ def git_commit() -> str:
         return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+def run_folder(task: str, stamp: str, agent: Any = None, data: Any = None, seed: Any = None) -> str:
+    """A run folder's name, which is also its MLflow run name: ``<task>-<agent>-<data>-s<seed>-<stamp>``
+    for a training run (the runs table tells runs apart by their first characters), and
+    ``<stamp>_<task>`` for the tools that train nothing (no agent in their config)."""
+    if agent is None:
+        return f"{stamp}_{task}"
+    parts = [task, agent, data, None if seed is None else f"s{seed}", stamp]
+    return "-".join(str(part) for part in parts if part is not None)
+
+
+class RunFolders(Callback):
+    """Makes ``${gm.run_folder:...}`` (:func:`run_folder`) available to ``hydra.run.dir`` and
+    ``hydra.sweep.dir``: Hydra creates its callbacks before it resolves either."""
+
+    def __init__(self) -> None:
+        OmegaConf.register_new_resolver("gm.run_folder", run_folder, replace=True)
 
 
 def run_name(output_dir: str | Path, in_sweep: bool) -> str:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from grandmodel.tracking.identity import COMPARE_VIEW, experiment_tags
 from grandmodel.tracking.record import LocalRecord, finite
 
 MAX_BATCH = 900  # MLflow's log_batch takes at most 1000 metrics per call
@@ -46,12 +47,17 @@ def describe(uri: str, exc: BaseException) -> str:
 
 
 def experiment_id(client, name: str, artifact_location: str | None = None) -> str:
-    """The id of experiment ``name``, created (as a model-training experiment) when missing."""
+    """The id of experiment ``name``, created when missing, with the tags of
+    :func:`~grandmodel.tracking.identity.experiment_tags` (the ``compare`` view kept up to date,
+    the kind set once: the UI lets a person change it)."""
+    tags = experiment_tags()
     found = client.get_experiment_by_name(name)
-    if found is not None:
-        return found.experiment_id
-    tags = {"mlflow.experimentKind": "custom_model_development"}
-    return client.create_experiment(name, artifact_location=artifact_location, tags=tags)
+    if found is None:
+        return client.create_experiment(name, artifact_location=artifact_location, tags=tags)
+    for key, value in tags.items():
+        if key not in found.tags or (key.endswith(COMPARE_VIEW) and found.tags[key] != value):
+            client.set_experiment_tag(found.experiment_id, key, value)
+    return found.experiment_id
 
 
 def create_run(client, start: dict[str, Any]) -> str:

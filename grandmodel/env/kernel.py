@@ -106,6 +106,12 @@ class StepKernel:
         new, out = self._advance(s, strategic, tactical, level)
         return new, out | self.windows_at(out["t"])
 
+    def transition(
+        self, s: State, strategic: torch.Tensor, tactical: torch.Tensor, level: torch.Tensor
+    ) -> tuple[State, dict[str, torch.Tensor]]:
+        """:meth:`step` without the observation windows (for a walk that gathers them itself)."""
+        return self._advance(s, strategic, tactical, level)
+
     def windows_at(self, t: torch.Tensor) -> dict[str, torch.Tensor]:
         """Tactical and strategic observation windows of decisions ``t`` (bars known at their close)."""
         return {

@@ -27,6 +27,7 @@ from grandmodel.env import MarketEnv
 from grandmodel.env.episodes import EpisodeSampler
 from grandmodel.env.execution import CostModel
 from grandmodel.errors import GrandModelError
+from grandmodel.evaluation.lean import LeanPolicy, lean_policy, lean_rollout
 from grandmodel.evaluation.ledger import Ledger, ledger
 from grandmodel.evaluation.metrics import exposure_stats, performance_summary, trade_stats
 
@@ -112,8 +113,12 @@ class Walk:
         self.capital = float(cfg.env.initial_capital)
         self.periods_per_year = float(data.meta["periods_per_year"]["tactical"])
 
-    def run(self, policy: TensorDictModuleBase, tables: bool = False) -> Outcome:
-        """Walk ``policy`` once.
+    def run(
+        self, policy: TensorDictModuleBase | LeanPolicy, tables: bool = False, lean: bool = True
+    ) -> Outcome:
+        """Walk ``policy`` once: through :func:`~grandmodel.evaluation.lean.lean_rollout` where
+        :func:`~grandmodel.evaluation.lean.lean_policy` expresses it (and ``lean``), else through
+        TorchRL (:func:`run_policy`); both give the same rollout.
 
         Metrics: per role ``reward/<role>`` (mean window total) and ``mean_reward`` (their mean);
         every :func:`~grandmodel.evaluation.metrics.performance_summary` key of the chained returns;
@@ -122,7 +127,12 @@ class Walk:
         ``profit_factor``, ...), exposure and turnover, ``net_pnl`` and ``costs``.
         """
         self.env.set_mode("eval", self.split)
-        rollout, alive = run_policy(self.env, policy, self.steps)
+        actors = lean_policy(policy) if lean else None
+        if actors is not None:
+            rollout, alive = lean_rollout(self.env, actors, self.steps)
+        else:
+            assert not isinstance(policy, dict)
+            rollout, alive = run_policy(self.env, policy, self.steps)
         mask = alive.numpy()
         rewards = {
             role: (rollout.get(("next", role, "reward"))[..., 0].double().numpy() * mask).sum(1)

@@ -1,0 +1,131 @@
+"""The lean walk (kernel driven directly, plain modules) equals the TorchRL walk, field for field."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from tensordict.nn import TensorDictModule, TensorDictSequential
+
+import grandmodel
+from grandmodel.agents import group_specs
+from grandmodel.env.baselines import baseline_policy, joint_baseline
+from grandmodel.evaluation.comparison import BASELINES, RegimeOracle
+from grandmodel.evaluation.lean import lean_policy, lean_rollout
+from grandmodel.evaluation.walk import Walk, run_policy
+from grandmodel.training.policies import Deterministic, baseline_params, build_policies
+
+# every rollout entry the ledger and the walk's metrics read
+INFO = (
+    "direction", "traded", "fill_price", "stop_hit", "stop_price", "stop_bar", "position", "mark",
+    "equity", "costs", "closed_fill_pnl", "closed_stop_pnl", "trades", "wins", "terms",
+)  # fmt: skip
+KEYS = [
+    ("info", "t"),
+    ("strategic", "decision"),
+    *((role, "action") for role in ("strategic", "tactical", "risk")),
+    ("next", "done"),
+    *(("next", role, "reward") for role in ("strategic", "tactical", "risk")),
+    *(("next", "info", key) for key in INFO),
+]
+
+
+@pytest.fixture(scope="module")
+def market(tmp_path_factory):
+    outputs = tmp_path_factory.mktemp("outputs")
+    cfg = grandmodel.load_config(["experiment=smoke", f"paths.outputs_dir={outputs}"])
+    return cfg, grandmodel.prepare_data(cfg)
+
+
+def _policies(cfg, data, walk: Walk) -> dict:
+    """Untrained networks (varied actions without training) as training evaluates them and as a
+    checkpoint is restored (Deterministic), every comparison baseline and the regime oracle."""
+    torch.manual_seed(3)
+    features = data.strategic.feature_names
+    _, _, acting, _ = build_policies(cfg, group_specs(walk.env), features)
+    params = baseline_params(cfg)
+    oracle = TensorDictSequential(
+        TensorDictModule(
+            RegimeOracle(data.regime), in_keys=[("info", "t")], out_keys=[("strategic", "action")]
+        ),
+        baseline_policy("tactical", "full_entry", **params["tactical"]),
+        baseline_policy("risk", "fixed", **params["risk"]),
+    )
+    return {
+        "exploring": acting,
+        "restored": TensorDictSequential(*(Deterministic(m) for m in acting.module)),
+        **{name: joint_baseline(features, kinds, params) for name, kinds in BASELINES.items()},
+        "oracle": oracle,
+    }
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    return bool(torch.equal(a.double().nan_to_num(nan=-7.0), b.double().nan_to_num(nan=-7.0)))
+
+
+@pytest.mark.parametrize("envs", ["windows", "one"])
+def test_lean_rollout_equals_the_torchrl_rollout(market, envs: str) -> None:
+    cfg, data = market
+    walk = Walk(cfg, data, "test") if envs == "windows" else Walk(cfg, data, "val", episodes=1)
+    for name, policy in _policies(cfg, data, walk).items():
+        actors = lean_policy(policy)
+        assert actors is not None, name
+        torch.manual_seed(11)  # the random baseline draws from the global generator
+        walk.env.set_mode("eval", walk.split)
+        expected, alive = run_policy(walk.env, policy, walk.steps)
+        torch.manual_seed(11)
+        walk.env.set_mode("eval", walk.split)
+        got, lean_alive = lean_rollout(walk.env, actors, walk.steps)
+        assert torch.equal(alive, lean_alive), name
+        for key in KEYS:
+            assert _same(expected.get(key)[alive], got.get(key)[alive]), (name, key)
+        if name in ("restored", "random"):  # the comparison can fail: they trade
+            assert expected.get(("next", "info", "trades"))[alive].max() > 0, name
+    strategic = expected.get(("strategic", "action"))
+    assert len(torch.unique(strategic)) > 1  # the oracle follows the regimes
+
+
+def test_walk_outcomes_and_tables_are_the_same_on_both_paths(market) -> None:
+    cfg, data = market
+    walk = Walk(cfg, data, "test")
+    policies = _policies(cfg, data, walk)
+    for name in ("restored", "random", "ma_crossover"):
+        torch.manual_seed(5)
+        slow = walk.run(policies[name], tables=True, lean=False)
+        torch.manual_seed(5)
+        fast = walk.run(policies[name], tables=True)
+        np.testing.assert_equal(slow.metrics, fast.metrics)
+        np.testing.assert_array_equal(slow.returns, fast.returns)
+        pd.testing.assert_frame_equal(slow.ledger.trades, fast.ledger.trades)
+        pd.testing.assert_frame_equal(slow.ledger.decisions, fast.ledger.decisions)
+        assert len(fast.ledger.trades) > 0, name
+
+
+def test_lean_walk_leaves_train_and_eval_modes_as_they_were(market) -> None:
+    cfg, data = market
+    walk = Walk(cfg, data, "val", episodes=1)
+    policy = _policies(cfg, data, walk)["exploring"]
+    policy.train()
+    walk.run(policy)
+    assert all(m.training for m in policy.modules())
+    policy.eval()
+    walk.run(policy)
+    assert not any(m.training for m in policy.modules())
+
+
+def test_a_policy_the_lean_walk_cannot_express_runs_through_torchrl(market) -> None:
+    cfg, data = market
+    walk = Walk(cfg, data, "val", episodes=1)
+    features = data.strategic.feature_names
+    reads_two = TensorDictModule(
+        lambda obs, risk: torch.full(obs.shape[:-2], 2, dtype=torch.int64),
+        in_keys=[("strategic", "observation"), ("risk", "observation")],
+        out_keys=[("strategic", "action")],
+    )
+    policy = joint_baseline(features, {"strategic": "always_long"})
+    mixed = TensorDictSequential(reads_two, *policy.module[1:])
+    assert lean_policy(mixed) is None
+    np.testing.assert_equal(walk.run(mixed).metrics, walk.run(policy).metrics)

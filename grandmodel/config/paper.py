@@ -72,6 +72,7 @@ class PaperSettings:
     latency_bars: int = 0  # base bars between a decision and its fill
     quiet: bool = False
     monitor_every: int = 0  # run the monitor every N decisions (0: never in the loop)
+    monitor_window: int = 288  # decisions per monitor window
     kill_at_bar: int = 0  # drill: SIGKILL this process while bar N is half-written (0: off)
     risk: RiskGateConfig = field(default_factory=RiskGateConfig)
 
@@ -79,6 +80,7 @@ class PaperSettings:
         out = check(bool(re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", self.session)), "session",
                     f"expected letters, digits, '.', '_' or '-', got {self.session!r}")  # fmt: skip
         out += check(self.latency_bars >= 0, "latency_bars", "must be >= 0")
+        out += check(self.monitor_window >= 10, "monitor_window", "must be >= 10")
         return out + check(self.monitor_every >= 0, "monitor_every", "must be >= 0")
 
 

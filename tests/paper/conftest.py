@@ -25,15 +25,20 @@ def smoke_tables(tmp_path_factory: pytest.TempPathFactory) -> tuple[Tables, Path
 
 
 @pytest.fixture(scope="session")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One smoke training run exported as a bundle (no tracking store)."""
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """One smoke training run (PPO strategic, baseline tactical and risk: it trades) and its bundle."""
     outputs = tmp_path_factory.mktemp("paper_bundle")
     run_dir = outputs / "runs" / "smoke"
     paths = [f"paths.outputs_dir={outputs}", "logger=csv"]
     trained = run_module(
-        "grandmodel.train", "experiment=smoke", *paths, f"paths.output_dir={run_dir}"
+        "grandmodel.train", "experiment=smoke", "agent=ppo", *paths, f"paths.output_dir={run_dir}"
     )
     assert trained.returncode == 0, trained.stderr[-3000:]
     export = run_module("grandmodel.export", f"run={run_dir}", "name=smoke", *paths)
     assert export.returncode == 0, export.stderr[-3000:]
-    return outputs / "exports" / "smoke"
+    return run_dir, outputs / "exports" / "smoke"
+
+
+@pytest.fixture(scope="session")
+def bundle(trained: tuple[Path, Path]) -> Path:
+    return trained[1]

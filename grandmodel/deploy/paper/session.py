@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import signal
 import time
@@ -27,6 +28,7 @@ from grandmodel.config.env import ContractConfig, CostConfig, EnvConfig, RewardC
 from grandmodel.config.paper import FeedKind, PaperSettings
 from grandmodel.data.timeframes import bars_per_year
 from grandmodel.deploy.inference import InferencePolicy
+from grandmodel.deploy.monitor.metrics import rolling_performance
 from grandmodel.deploy.paper.broker import Settlement, SimulatedBroker
 from grandmodel.deploy.paper.features import Bar, LiveFeatures
 from grandmodel.deploy.paper.feeds import ReplayFeed, TailFeed
@@ -122,6 +124,10 @@ class PaperSession:
     def _check_meta(self, feed_path: str) -> None:
         meta = self.journal.meta()
         want = {"model_version": self.version, "feed": str(Path(feed_path).resolve())}
+        info = {
+            "bundle": str(self.policy.folder.resolve()),
+            "periods_per_year": self.periods_per_year,
+        }
         for key, value in want.items():
             if key in meta and meta[key] != value:
                 raise GrandModelError(
@@ -129,7 +135,7 @@ class PaperSession:
                     f"{value}; use another paper.session name or the same {key}"
                 )
         if not meta:
-            self.journal.set_meta(want)
+            self.journal.set_meta(want | info)
 
     def run(self, echo: Any = None) -> dict[str, Any]:
         """Consume the feed (replaying what the journal holds first); returns a summary."""
@@ -275,6 +281,24 @@ class PaperSession:
                                           row["sent_position_scale"]], np.float32)}  # fmt: skip
             self.gate.restore(row["gate_state"], row["gate_reason"])
         self.broker.submit(t, sent)
+        every = self.settings.monitor_every
+        if live and every and self.journal.count("decisions") % every == 0:
+            self._monitor(t, seq)
+
+    def _monitor(self, t: int, seq: int) -> None:
+        """The monitor's performance checks over the last ``paper.monitor_window`` decisions."""
+        n = self.settings.monitor_window
+        db = self.journal.db
+        decisions = pd.read_sql(f"SELECT * FROM decisions ORDER BY t DESC LIMIT {n}", db)
+        account = pd.read_sql(f"SELECT * FROM account ORDER BY t DESC LIMIT {n}", db)
+        rows = rolling_performance(decisions[::-1], account[::-1], n, self.periods_per_year)
+        if rows.empty:
+            return
+        report = {k: (None if v != v else v) for k, v in rows.iloc[-1].to_dict().items()}
+        self.journal.insert("monitor", {"bar_seq": seq, "t": t, "report": json.dumps(report)})
+        if not self.settings.quiet:
+            print(f"monitor: {report['recommendation']} alerts [{report['alerts']}] win rate "
+                  f"{report['win_rate']} Sharpe {report['sharpe_ratio']:.2f}", flush=True)  # fmt: skip
 
     def _transition(self, moved: Transition | None, time_ns: int, live: bool) -> None:
         if moved is None or not live:

@@ -15,6 +15,13 @@ class Source(StrEnum):
     file = "file"
 
 
+class FileFormat(StrEnum):
+    """What a data file holds: OHLCV bars, or trades aggregated to base bars (``data/ticks.py``)."""
+
+    bars = "bars"
+    ticks = "ticks"
+
+
 class BarStamp(StrEnum):
     open = "open"
     close = "close"
@@ -278,6 +285,7 @@ class DataConfig:
     name: str = "synthetic"
     source: Source = Source.synthetic
     path: str | None = None
+    format: FileFormat = FileFormat.bars  # ticks: timestamp, price, size[, side] -> base bars
     start: str | None = None  # keep bars opening at or after this time (data timezone)
     end: str | None = None  # ... and before this one
     timezone: str = "America/Chicago"

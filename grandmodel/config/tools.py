@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from omegaconf import MISSING
 
@@ -68,12 +69,23 @@ class WalkForwardConfig:
         return out
 
 
+class BacktestRange(StrEnum):
+    """What a backtest walks when ``start``/``end`` are not given: one split, or ``all`` of the data
+    (training period included: in-sample, with a warning)."""
+
+    train = "train"
+    val = "val"
+    test = "test"
+    all = "all"
+
+
 @dataclass
 class BacktestConfig:
     """``python -m grandmodel.backtest run=... [data=...] start=... end=... initial_capital=100000``."""
 
     task_name: str = "backtest"
     run: str = MISSING
+    range: BacktestRange = BacktestRange.test  # start/end, when given, choose the range instead
     start: str | None = None
     end: str | None = None
     initial_capital: float | None = None  # default: the run's env.initial_capital

@@ -23,13 +23,14 @@ import torch
 
 from grandmodel.config import typed
 from grandmodel.config.base import timedelta_of
-from grandmodel.config.data import DataConfig, Source
+from grandmodel.config.data import DataConfig, FileFormat, Source
 from grandmodel.data.alignment import align, chronological_splits
 from grandmodel.data.features import FEATURES, OBSERVATION, compute_features, first_complete_row
-from grandmodel.data.loader import read_ohlcv
+from grandmodel.data.loader import OHLCV, read_ohlcv
 from grandmodel.data.market_data import Bars, MarketData
 from grandmodel.data.normalise import NormStats
 from grandmodel.data.resample import resample_bars
+from grandmodel.data.ticks import read_ticks, ticks_to_bars
 from grandmodel.data.timeframes import TIMEFRAMES, bar_sizes, periods_per_year
 from grandmodel.errors import DataError
 
@@ -81,7 +82,15 @@ def load_tables(data_cfg: DataConfig, cache_dir: Path) -> Tables:
 def cache_key(data_cfg: DataConfig) -> tuple[str, str]:
     """(key, human-readable source). The key covers the content and every setting that shapes it."""
     settings = asdict(data_cfg)
-    names = ("timezone", "bar_stamp", "on_duplicate", "on_unsorted", "on_invalid_row", "timeframes")
+    names = (
+        "format",
+        "timezone",
+        "bar_stamp",
+        "on_duplicate",
+        "on_unsorted",
+        "on_invalid_row",
+        "timeframes",
+    )
     relevant = {name: settings[name] for name in names}
     if data_cfg.source == Source.synthetic:
         relevant["synthetic"] = settings["synthetic"]
@@ -116,6 +125,11 @@ def _compute_tables(
         from grandmodel.data.synthetic import generate
 
         base = generate(data_cfg.synthetic, timezone=data_cfg.timezone)
+    elif data_cfg.format == FileFormat.ticks:
+        trades = read_ticks(
+            str(data_cfg.path), timezone=data_cfg.timezone, on_unsorted=data_cfg.on_unsorted
+        )
+        base = ticks_to_bars(trades, bar_sizes(data_cfg)["base"])[list(OHLCV)]
     else:
         base, info["removed"] = read_ohlcv(
             str(data_cfg.path),

@@ -4,6 +4,7 @@ as a tracking run nested under the training run."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from omegaconf import DictConfig
 
 from grandmodel.config import validate
 from grandmodel.console import make_console
+from grandmodel.data.market_data import MarketData
 from grandmodel.evaluation.comparison import (
     compare,
     contributions,
@@ -22,7 +24,7 @@ from grandmodel.evaluation.comparison import (
 from grandmodel.evaluation.outputs import comparison_table, report_equity, write_tables
 from grandmodel.evaluation.report import ReportInputs, write_report
 from grandmodel.evaluation.runs import TrainedRun, resolve_run
-from grandmodel.evaluation.walk import RANGE, Outcome, Walk, with_range
+from grandmodel.evaluation.walk import RANGE, Outcome, Walk, stamp, with_range
 from grandmodel.evaluation.walk_forward import walk_forward
 from grandmodel.tracking import count_training_runs, record_child_run
 
@@ -93,8 +95,9 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
 
 
 def run_backtest(cfg: DictConfig) -> dict[str, Any]:
-    """One pass of the trained run and its baselines over ``[cfg.start, cfg.end]`` (or, with
-    ``walk_forward.folds``, a walk-forward test); returns metrics per policy and the files."""
+    """One pass of the trained run and its baselines over its test split, ``[cfg.start, cfg.end]``
+    or ``cfg.range`` (or, with ``walk_forward.folds``, a walk-forward test); returns metrics per
+    policy and the files."""
     run = _trained_run(cfg)
     folder = Path(cfg.paths.output_dir)
     console = make_console()
@@ -106,9 +109,8 @@ def run_backtest(cfg: DictConfig) -> dict[str, Any]:
         )
         return result
     model_cfg = model_config(run, cfg.get("data"), cfg.paths, cfg.initial_capital)
-    walk = Walk(
-        model_cfg, with_range(market(run, model_cfg), cfg.start, cfg.end), RANGE, whole=True
-    )
+    data, split = backtest_range(market(run, model_cfg), cfg.range, cfg.start, cfg.end)
+    walk = Walk(model_cfg, data, split, whole=True)
     _, policy = trained_policy(walk, run)
     outcomes = compare(walk, run, policy)
     files = write_tables(outcomes["trained"], folder)
@@ -116,7 +118,13 @@ def run_backtest(cfg: DictConfig) -> dict[str, Any]:
     span = f"{d['time'].iloc[0]:%Y-%m-%d %H:%M} to {d['time'].iloc[-1]:%Y-%m-%d %H:%M}"
     title = f"backtest {span}, capital {walk.capital:,.0f}"
     console.print(comparison_table({name: o.metrics for name, o in outcomes.items()}, title))
-    params = {"start": cfg.start, "end": cfg.end, "initial_capital": walk.capital, "run": cfg.run}
+    params = {
+        "range": split,
+        "start": cfg.start,
+        "end": cfg.end,
+        "initial_capital": walk.capital,
+        "run": cfg.run,
+    }
     run_id = _record(cfg, run, "backtest", params, _flat("backtest", outcomes), files)
     console.print(f"tables in {folder}; {'MLflow run ' + run_id if run_id else 'no MLflow run'}")
     return {
@@ -125,6 +133,34 @@ def run_backtest(cfg: DictConfig) -> dict[str, Any]:
         "run_id": run_id,
         "outcomes": outcomes,
     }
+
+
+def backtest_range(
+    data: MarketData, range_: str, start: str | None, end: str | None
+) -> tuple[MarketData, str]:
+    """The data and split a backtest walks: ``[start, end]`` when either is given, else the split
+    ``range_`` (``all``: every decision). One warning line when the walk covers decisions of the
+    train or val split (in-sample: training or checkpoint selection saw them)."""
+    if start or end or range_ == "all":
+        data, split = with_range(data, start, end), RANGE
+    else:
+        split = str(range_)
+    lo, hi = data.splits[split]
+    seen = [name for name in ("train", "val") if _overlap(data.splits[name], (lo, hi))]
+    if seen:
+        known, tz = data.tactical.known_ns.numpy(), str(data.meta["timezone"])
+        first, last = stamp(known[lo], tz), stamp(known[hi - 1], tz)
+        print(
+            f"warning: the backtest ({first} to {last}) covers the model's {' and '.join(seen)} "
+            "split: in-sample, its results overstate what the model would have earned; the default "
+            "range=test is out of sample",
+            file=sys.stderr,
+        )
+    return data, split
+
+
+def _overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    return max(a[0], b[0]) < min(a[1], b[1])
 
 
 def _record(

@@ -40,7 +40,12 @@ def model_config(
     cfg = OmegaConf.create(OmegaConf.to_container(run.config, resolve=True))
     cfg.paths = OmegaConf.create(OmegaConf.to_container(paths, resolve=True))
     if data_override is not None:
-        cfg.data = OmegaConf.create(OmegaConf.to_container(data_override, resolve=True))
+        # the override's instrument-derived keys (timezone, trading time) follow the run's instrument
+        unresolved = OmegaConf.to_container(data_override, resolve=False)
+        scope = OmegaConf.create(
+            {"instrument": cfg.get("instrument"), "paths": cfg.paths, "data": unresolved}
+        )
+        cfg.data = OmegaConf.create(OmegaConf.to_container(scope.data, resolve=True))
         cfg.data.episode_length = run.config.data.episode_length
     if capital is not None:
         cfg.env.initial_capital = float(capital)

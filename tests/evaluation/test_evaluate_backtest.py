@@ -149,7 +149,7 @@ def test_backtest_uses_the_env_accounting_and_baselines_share_the_range(
     folder, outputs, _ = trained
     run = resolve_run(str(folder))
     paths = grandmodel.load_config([f"paths.outputs_dir={outputs}"]).paths
-    cfg = model_config(run, None, paths, capital=100_000.0)
+    cfg = model_config(run, None, paths, capital=750_000.0)
     data = with_range(market(run, cfg), "2023-01-05", "2023-01-12")
     walk = Walk(cfg, data, RANGE, whole=True)
     _, policy = trained_policy(walk, run)
@@ -184,7 +184,7 @@ def test_backtest_cli_writes_tables_and_compares_baselines(cli, trained) -> None
         f"run={folder}",
         "start=2023-01-04",
         "end=2023-01-13",
-        "initial_capital=100000",
+        "initial_capital=750000",
         extra=[f"paths.outputs_dir={outputs}"],
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -192,7 +192,7 @@ def test_backtest_cli_writes_tables_and_compares_baselines(cli, trained) -> None
     for name in ("trades", "equity", "decisions"):
         assert (run_dir / f"{name}.parquet").is_file() and (run_dir / f"{name}.csv").is_file()
     equity = pd.read_parquet(run_dir / "equity.parquet")
-    assert abs(equity["equity"].iloc[0] - 100_000) < 50_000 and "position" in equity
+    assert abs(equity["equity"].iloc[0] - 750_000) < 50_000 and "position" in equity
     for policy in ("trained", "buy_and_hold", "flat", "random", "ma_crossover"):
         assert policy in result.stdout
 

@@ -27,8 +27,8 @@ PRESETS = {
     "gc": (100.0, 0.1, 2000.0, 2.0 + 0.5 * 0.1 * 100, "1h", 23 * 252),
     "zn": (1000.0, 1 / 64, 110.0, 1.5 + 0.5 / 64 * 1000, "5min", 23 * 12 * 252),
     "6e": (125000.0, 0.00005, 1.1, 2.0 + 0.5 * 0.00005 * 125000, "1h", 23 * 252),
-    # spot FX: 24 h x 5 days x 52 weeks; half a pip of spread as 0.5 bp of notional (a lot: 100,000)
-    "eurusd": (100000.0, 0.00001, 1.1, 0.00005 * 1.1 * 100000, "1h", 24 * 260),
+    # spot FX: 24 h x 5 days x 52 weeks; half a pip of spread as 0.5 bp of notional (micro lots)
+    "eurusd": (1000.0, 0.00001, 1.1, 0.00005 * 1.1 * 1000, "1h", 24 * 260),
     # US equities: 09:30-16:00 is 7 hourly bars (the first a half hour), one per day, 50.4 weeks
     "spy": (1.0, 0.01, 450.0, 0.005 + 1.0 * 0.01, "1h", 7 * 252),
 }
@@ -73,9 +73,11 @@ def test_trading_days_agree_with_the_exchange_calendars() -> None:
 
 
 def test_a_key_overridden_on_the_command_line_wins_over_the_instrument() -> None:
-    cfg = validate(_config("eurusd", "env.costs.proportional=0.0001", "instrument.multiplier=1000"))
+    cfg = validate(
+        _config("eurusd", "env.costs.proportional=0.0001", "instrument.multiplier=100000")
+    )
     assert cfg.env.costs.proportional == 0.0001
-    assert cfg.env.contract.multiplier == 1000.0
+    assert cfg.env.contract.multiplier == 100000.0
     with pytest.raises(ConfigError, match=r"instrument\.session_hours: expected trading hours"):
         _config("spy", "instrument.session_hours=30")
 

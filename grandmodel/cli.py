@@ -29,6 +29,7 @@ from grandmodel.errors import reported
 
 # flags Hydra answers itself, with no job run: the overrides are only composed, not validated
 _SHOW_ONLY = ("cfg", "info", "shell_completion", "hydra_help")
+_MODES = ("run", "multirun", "cfg", "info", "shell_completion")  # at most one per command line
 # sweeps whose values are listed (a,b,c / choice(...) / range(...)); interval and glob are sampled
 _LISTED_SWEEPS = (ValueType.SIMPLE_CHOICE_SWEEP, ValueType.CHOICE_SWEEP, ValueType.RANGE_SWEEP)
 
@@ -62,6 +63,9 @@ def parse_command_line() -> Namespace:
     parser.error = fail  # type: ignore[method-assign]
     argv = sys.argv[1:]
     args = parser.parse_intermixed_args(argv)
+    modes = [flag for flag in _MODES if getattr(args, flag)]
+    if len(modes) > 1:
+        fail(f"--{' and --'.join(modes)} together (Hydra takes one of them)")
     flags = list(argv)
     for override in args.overrides:
         flags.remove(override)

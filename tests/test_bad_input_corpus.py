@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
+import grandmodel
 from grandmodel import cli
+from grandmodel.errors import reported
 from tests.conftest import ROOT, es_bars
 
 # (entry point's config, command line, what the error line must name first, text it must hold)
@@ -81,6 +83,9 @@ COMPOSITION = [
     ("export", ["run=x", "export.alias=9bad"], "export.alias", "'9bad'"),
     ("pareto", ["metrics=[a]"], "metrics", "two or three metrics"),
     ("pareto", ["directions=[up,down]"], "directions", "max/min"),
+    ("paper", [], "bundle", "expected bundle=<export folder"),
+    ("paper", ["bundle=x", "feed=nosuch"], "feed", "choices: replay, tail)"),
+    ("paper", ["bundle=x", "paper.latency_bars=abc"], "paper.latency_bars", "not an integer"),
 ]
 
 
@@ -116,7 +121,7 @@ def test_bad_config_is_one_line_exit_2_before_hydra_runs(
 
 
 def test_corpus_has_at_least_forty_cases() -> None:
-    assert len(COMPOSITION) + len(SUBPROCESS) >= 40
+    assert len(COMPOSITION) + len(SUBPROCESS) + len(DATA) >= 40
 
 
 class _Evil:
@@ -148,25 +153,6 @@ SUBPROCESS = [
         "{tmp}/tampered.ckpt",
         "never unpickled",
     ),
-    ("grandmodel.train", ["ckpt_path={tmp}"], "{tmp}", "is a folder"),
-    (
-        "grandmodel.data.prepare",
-        ["data=csv", "data.path={tmp}/nan.csv", "data.episode_length=64"],
-        "{tmp}/nan.csv: line 12, column 'high'",
-        "nan is missing, NaN or infinite",
-    ),
-    (
-        "grandmodel.data.prepare",
-        [
-            "data=csv",
-            "data.path={tmp}/missing.csv",
-            "data.timeframes.base=1h",
-            "data.timeframes.tactical=1h",
-            "data.timeframes.strategic=4h",
-        ],
-        "{tmp}/missing.csv",
-        "put the 1h OHLCV bars there",
-    ),
 ]
 
 
@@ -175,9 +161,6 @@ def test_requests_that_fail_after_start_keep_the_contract(tmp_path: Path) -> Non
     left; the data-dependent curriculum check fails before any training (seconds, not a minute)."""
     (tmp_path / "empty_run").mkdir()
     (tmp_path / "tampered.ckpt").write_bytes(pickle.dumps({"state_dict": _Evil()}, protocol=2))
-    frame = es_bars().reset_index()
-    frame.loc[10, "high"] = float("nan")
-    frame.to_csv(tmp_path / "nan.csv", index=False)
     cases = [
         (module, [a.format(tmp=tmp_path) for a in args], key.format(tmp=tmp_path), text, i)
         for i, (module, args, key, text) in enumerate(SUBPROCESS)
@@ -201,6 +184,40 @@ def test_requests_that_fail_after_start_keep_the_contract(tmp_path: Path) -> Non
         assert "weights_only" not in line and "two options" not in line, line
         assert "tampered" not in result.stdout  # the checkpoint's payload never ran
         assert not _left_behind(tmp_path / f"outputs{i}"), (module, args)
+
+
+DATA = [
+    (
+        ["data=csv", "data.path={tmp}/nan.csv", "data.episode_length=64"],
+        "{tmp}/nan.csv: line 12, column 'high'",
+        ": nan is missing, NaN or infinite",
+    ),
+    (
+        ["data=csv", "data.path={tmp}/missing.csv", "data.timeframes.base=1h",
+         "data.timeframes.tactical=1h", "data.timeframes.strategic=4h"],
+        "{tmp}/missing.csv",
+        "put the 1h OHLCV bars there",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("overrides", "key", "text"), DATA)
+def test_bad_data_is_named_in_plain_words_before_anything_is_written(
+    overrides: list[str], key: str, text: str, tmp_path: Path, outputs: Path, capsys
+) -> None:
+    from grandmodel.data.prepare import run as prepare
+
+    frame = es_bars().reset_index()
+    frame.loc[10, "high"] = float("nan")
+    frame.to_csv(tmp_path / "nan.csv", index=False)
+    overrides = [o.format(tmp=tmp_path) for o in overrides]
+    cfg = grandmodel.load_config([*overrides, f"paths.outputs_dir={outputs}"], "prepare")
+    with pytest.raises(SystemExit) as stopped, reported():
+        prepare(cfg)
+    assert stopped.value.code == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert line.startswith(key.format(tmp=tmp_path)) and text in line, line
+    assert not _left_behind(outputs)
 
 
 def test_help_lists_real_choices_and_imports_nothing_heavy() -> None:

@@ -15,7 +15,10 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 SCHEMA_SUFFIX = "_schema"  # schema nodes in the ConfigStore: not choices a user makes
-REQUIRED_HINTS = {"run": "run=<run folder | MLflow run id | checkpoint file>"}
+REQUIRED_HINTS = {
+    "run": "run=<run folder | MLflow run id | checkpoint file>",
+    "bundle": "bundle=<export folder | models:/<name>@<alias>>",
+}
 
 _KINDS = {
     "Integer": "an integer",
@@ -58,7 +61,7 @@ def unknown_key(full_key: str, parent: object) -> str:
     where = f"a key of {head}" if head else "a top-level key"
     keys = [str(k) for k in parent.keys()] if isinstance(parent, DictConfig) else []
     keys = [k for k in keys if head or k != "hydra"]
-    close = difflib.get_close_matches(key, keys, n=3, cutoff=0.6)
+    close = difflib.get_close_matches(key, keys, n=3, cutoff=0.75)
     if close:
         return f"{full_key}: no such key; expected {where} (did you mean {', '.join(close)}?)"
     if keys:

@@ -149,7 +149,7 @@ def backtest_range(
     seen = [name for name in ("train", "val") if _overlap(data.splits[name], (lo, hi))]
     if seen:
         known, tz = data.tactical.known_ns.numpy(), str(data.meta["timezone"])
-        first, last = stamp(known[lo], tz), stamp(known[hi - 1], tz)
+        first, last = stamp(known[lo], tz), stamp(known[max(hi - 2, lo)], tz)  # the last decision
         print(
             f"warning: the backtest ({first} to {last}) covers the model's {' and '.join(seen)} "
             "split: in-sample, its results overstate what the model would have earned; the default "

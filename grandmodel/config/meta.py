@@ -140,14 +140,14 @@ class AdaptConfig:
 class GanConfig:
     """QuantGAN generator and critic (temporal convolutional networks) and their WGAN-GP training."""
 
-    window: int = 256  # returns per training window (>= the receptive field, 2**(layers+1) - 1)
+    window: int = 128  # returns per training window (>= the receptive field, 2**(layers+1) - 1)
     noise_channels: int = 3
-    hidden: int = 32
-    layers: int = 6  # dilations 1, 2, ..., 2**(layers-1)
+    hidden: int = 16
+    layers: int = 5  # dilations 1, 2, ..., 2**(layers-1)
     conditional: bool = False  # condition on regime labels (the data's, or ``regime_labels``)
-    steps: int = 2000  # generator updates
+    steps: int = 1000  # generator updates
     max_minutes: float = 10.0  # wall-time budget; training stops at whichever comes first
-    critic_steps: int = 5
+    critic_steps: int = 3
     batch_size: int = 32
     lr: float = 1e-4
     gradient_penalty: float = 10.0

@@ -32,7 +32,7 @@ from grandmodel.deploy.monitor.metrics import rolling_performance
 from grandmodel.deploy.paper.broker import Settlement, SimulatedBroker
 from grandmodel.deploy.paper.features import Bar, LiveFeatures
 from grandmodel.deploy.paper.feeds import ReplayFeed, TailFeed
-from grandmodel.deploy.paper.gate import RiskGate, Transition, gated_actions
+from grandmodel.deploy.paper.gate import HALTED, RiskGate, Transition, gated_actions
 from grandmodel.deploy.paper.journal import Journal
 from grandmodel.errors import GrandModelError
 
@@ -177,8 +177,9 @@ class PaperSession:
                 "state": self.gate.state, "journal": self.journal.path}  # fmt: skip
 
     def _flat(self) -> bool:
+        """Flat, with the last decision taken while halted (so no order is pending)."""
         return self.broker.state is None or (
-            self.broker.account()["position"] == 0 and self.broker.pending is None
+            self.broker.account()["position"] == 0 and self.gate.state == HALTED
         )
 
     def _bar(self, bar: Bar, live: bool, echo: Any) -> None:

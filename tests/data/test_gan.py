@@ -16,7 +16,15 @@ from grandmodel.config import ConfigError, typed
 from grandmodel.config.data import SyntheticConfig
 from grandmodel.config.meta import GanConfig
 from grandmodel.data.synthetic import generate, session_index
-from grandmodel.data.synthetic.gan import QuantGAN, fit_gan, sample_returns, save_generator
+from grandmodel.data.synthetic.gan import (
+    QuantGAN,
+    fit_gan,
+    gaussianize,
+    heavy_tails,
+    lambert_delta,
+    sample_returns,
+    save_generator,
+)
 from grandmodel.errors import GrandModelError
 
 TINY = ["gan.steps=3", "gan.window=32", "gan.layers=3", "gan.hidden=8", "gan.batch_size=8"]
@@ -96,6 +104,19 @@ def test_generator_is_causal() -> None:
         before, after = model.generate(noise, None), model.generate(changed, None)
     assert torch.equal(before[..., :60], after[..., :60])
     assert not torch.equal(before[..., 60:], after[..., 60:])
+
+
+def test_lambert_w_gaussianises_heavy_tails_and_inverts() -> None:
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    t = rng.standard_t(4, 20_000)
+    t /= t.std()
+    delta = lambert_delta(t)
+    assert 0.05 < delta < 0.5
+    assert abs(stats.kurtosis(gaussianize(t, delta))) < 0.1 < stats.kurtosis(t)
+    np.testing.assert_allclose(heavy_tails(gaussianize(t, delta), delta), t, rtol=1e-9, atol=1e-12)
+    assert lambert_delta(rng.standard_normal(20_000)) < 0.03
 
 
 def test_missing_or_foreign_files_are_refused(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 """A QuantGAN-style scenario generator: temporal convolutions over standardised one-minute log returns.
 
+Returns are standardised and Gaussianised (inverse Lambert W, as QuantGAN does) before training.
 Generator and critic are temporal convolutional networks (dilated causal convolutions, kernel 2,
 skip connections; Wiese et al., 2020) trained as a Wasserstein GAN with gradient penalty. The
 generator maps a noise sequence (and, when ``conditional``, one-hot regime labels) to a return
@@ -18,6 +19,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy import stats
+from scipy.special import lambertw
 from torch import nn
 
 from grandmodel.checkpoints import load_checkpoint, save_atomic
@@ -29,6 +32,7 @@ GAN_VERSION = 1
 N_LABELS = 4  # trend_up, trend_down, sideways, volatile (``generators.REGIMES``)
 LABEL_MINUTES = 240  # look-back of the causal regime labeller
 SIGMA_HALFLIFE = 30.0  # minutes; EWMA of |r| that stands in for the per-minute volatility
+MAX_GAUSSIAN = 8.0  # generated Gaussianised values are clipped here before the tails come back
 
 
 class TemporalBlock(nn.Module):
@@ -102,6 +106,27 @@ def regime_labels(returns: np.ndarray, minutes: int = LABEL_MINUTES) -> np.ndarr
     return np.where(sd > 1.5 * np.median(sd), 3, labels).astype(np.int8)
 
 
+def gaussianize(z: np.ndarray, delta: float) -> np.ndarray:
+    """Inverse Lambert W x Gaussian transform (Goerg, 2015): thins heavy tails of standardised
+    returns so the networks fit a near-Gaussian series (QuantGAN's preprocessing)."""
+    if delta <= 0:
+        return np.asarray(z, dtype=np.float64)
+    return np.sign(z) * np.sqrt(np.real(lambertw(delta * np.asarray(z) ** 2)) / delta)
+
+
+def heavy_tails(u: np.ndarray, delta: float) -> np.ndarray:
+    """The forward transform ``u exp(delta u² / 2)`` (inverse of :func:`gaussianize`)."""
+    u = np.clip(u, -MAX_GAUSSIAN, MAX_GAUSSIAN)
+    return u * np.exp(0.5 * delta * u**2)
+
+
+def lambert_delta(z: np.ndarray) -> float:
+    """The tail parameter whose :func:`gaussianize` leaves the least excess kurtosis (grid search)."""
+    grid = np.linspace(0.0, 1.0, 101)
+    excess = [abs(float(stats.kurtosis(gaussianize(z, d)))) for d in grid]
+    return float(grid[int(np.argmin(excess))])
+
+
 def _one_hot(labels: np.ndarray) -> torch.Tensor:
     """``[B, T]`` codes → ``[B, 4, T]`` float one-hot."""
     codes = torch.as_tensor(np.asarray(labels, dtype=np.int64))
@@ -126,11 +151,16 @@ def fit_gan(
     on_step: Callable[[int, dict[str, float]], None] | None = None,
 ) -> tuple[QuantGAN, dict[str, float]]:
     """Fit a generator to a one-minute log-return series (WGAN-GP, ``cfg.steps`` generator steps
-    or ``cfg.max_minutes`` of wall time, whichever comes first). Returns the model and the scale
-    ``{"mean", "std"}`` the model's standardised returns are in."""
+    or ``cfg.max_minutes`` of wall time, whichever comes first) on its standardised,
+    Gaussianised returns. Returns the model and the transform back to returns (``scale``: mean and
+    std of the returns, Lambert W tail parameter ``delta``, mean and std after Gaussianising)."""
     r = np.asarray(returns, dtype=np.float64)
     scale = {"mean": float(r.mean()), "std": float(r.std())}
-    z = torch.as_tensor((r - scale["mean"]) / scale["std"], dtype=torch.float32)
+    standard = (r - scale["mean"]) / scale["std"]
+    scale["delta"] = lambert_delta(standard)
+    u = gaussianize(standard, scale["delta"])
+    scale["u_mean"], scale["u_std"] = float(u.mean()), float(u.std())
+    z = torch.as_tensor((u - scale["u_mean"]) / scale["u_std"], dtype=torch.float32)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = QuantGAN(cfg)
@@ -251,6 +281,7 @@ def sample_returns(
         cond = _one_hot(padded[None, :])
     z = model.generate(noise, cond)[0, 0].double().numpy()
     scale = payload["scale"]
-    returns = scale["mean"] + scale["std"] * z
+    u = scale["u_mean"] + scale["u_std"] * z
+    returns = scale["mean"] + scale["std"] * heavy_tails(u, scale["delta"])
     labels = wanted_labels.astype(np.int8) if cfg.conditional else regime_labels(returns)
     return returns, ewma_sigma(returns, scale["std"]), labels

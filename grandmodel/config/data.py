@@ -108,6 +108,16 @@ class WindowConfig:
 
 
 @dataclass
+class FeatureListsConfig:
+    """Observation features per role, by name (README feature table); ``null``: the default 13
+    strategic and 7 tactical. Observation shapes follow the lists. Order-book and economic-calendar
+    features need ``data.book`` / ``data.events``."""
+
+    strategic: list[str] | None = None
+    tactical: list[str] | None = None
+
+
+@dataclass
 class SplitConfig:
     """Chronological fractions of the decision points; the embargo defaults to the longest look-back."""
 
@@ -286,6 +296,10 @@ class DataConfig:
     source: Source = Source.synthetic
     path: str | None = None
     format: FileFormat = FileFormat.bars  # ticks: timestamp, price, size[, side] -> base bars
+    book: str | None = None  # order-book snapshots (data/book.py) for the book features
+    events: str | None = None  # an economic calendar (data/economic.py) for the event features
+    event_names: list[str] | None = None  # only these indicators of the calendar
+    features: FeatureListsConfig = field(default_factory=FeatureListsConfig)
     start: str | None = None  # keep bars opening at or after this time (data timezone)
     end: str | None = None  # ... and before this one
     timezone: str = "America/Chicago"

@@ -50,6 +50,18 @@ OBSERVATION: dict[str, tuple[str, ...]] = {
     ),
 }
 
+# features from other sources than the bars (name -> (formula, kind, source key)), observed only
+# when listed in data.features.<role>; each bar gets the values known strictly before its close
+SOURCE_FEATURES: dict[str, tuple[str, str, str]] = {
+    "spread_pct": ("(ask - bid) / mid of the last book snapshot", "scaled", "book"),
+    "depth": ("sizes shown on every level", "scaled", "book"),
+    "imbalance": ("(bid - ask size) / (bid + ask size), all levels", "scaled", "book"),
+    "microprice_pct": ("size-weighted top-of-book price / mid - 1", "scaled", "book"),
+    "hours_to_next": ("hours to the next scheduled release (capped at a year)", "scaled", "events"),
+    "hours_since_last": ("hours since the last release", "scaled", "events"),
+    "last_surprise": ("(actual - forecast) / |forecast| of the last release", "scaled", "events"),
+}
+
 SESSION_CLOCK = "America/Chicago"
 _SESSION_EDGES = np.array(
     [2 * 60, 8 * 60 + 30, 15 * 60 + 15, 16 * 60, 17 * 60]

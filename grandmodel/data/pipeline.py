@@ -25,16 +25,22 @@ from grandmodel.config import typed
 from grandmodel.config.base import timedelta_of
 from grandmodel.config.data import DataConfig, FileFormat, Source
 from grandmodel.data.alignment import align, chronological_splits
-from grandmodel.data.features import FEATURES, OBSERVATION, compute_features, first_complete_row
+from grandmodel.data.features import (
+    FEATURES,
+    SOURCE_FEATURES,
+    compute_features,
+    first_complete_row,
+)
 from grandmodel.data.loader import OHLCV, read_ohlcv
 from grandmodel.data.market_data import Bars, MarketData
 from grandmodel.data.normalise import NormStats
 from grandmodel.data.resample import resample_bars
+from grandmodel.data.sources import add_sources, observed
 from grandmodel.data.ticks import read_ticks, ticks_to_bars
 from grandmodel.data.timeframes import TIMEFRAMES, bar_sizes, periods_per_year
 from grandmodel.errors import DataError
 
-FEATURE_VERSION = 2  # 2: k-day bars count trading days
+FEATURE_VERSION = 3  # 2: k-day bars count trading days; 3: order-book and calendar columns
 
 
 @dataclass
@@ -92,6 +98,11 @@ def cache_key(data_cfg: DataConfig) -> tuple[str, str]:
         "timeframes",
     )
     relevant = {name: settings[name] for name in names}
+    for name in ("book", "events"):
+        extra = getattr(data_cfg, name)
+        if extra:
+            relevant[name] = _digest(Path(extra), f"data.{name}")
+    relevant["event_names"] = settings["event_names"]
     if data_cfg.source == Source.synthetic:
         relevant["synthetic"] = settings["synthetic"]
         source = f"synthetic:{data_cfg.synthetic.generator}"
@@ -105,6 +116,13 @@ def cache_key(data_cfg: DataConfig) -> tuple[str, str]:
     relevant["feature_version"] = FEATURE_VERSION
     digest = hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
     return digest, source
+
+
+def _digest(path: Path, key: str) -> str:
+    if not path.is_file():
+        raise DataError(f"{path}: file not found ({key}); expected a CSV or Parquet file")
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def missing_file_message(path: Path, data_cfg: DataConfig) -> str:
@@ -142,7 +160,9 @@ def _compute_tables(
         )
     base.index = base.index.as_unit("ns")
     base = _date_range(base, data_cfg, source)
-    return build_tables(base, bar_sizes(data_cfg)), info
+    frames = build_tables(base, bar_sizes(data_cfg))
+    add_sources(frames, data_cfg)
+    return frames, info
 
 
 def _date_range(base: pd.DataFrame, data_cfg: DataConfig, source: str) -> pd.DataFrame:
@@ -202,8 +222,9 @@ def assemble(
     frames, size = tables.frames, bar_sizes(data_cfg)
     window = {"strategic": data_cfg.window.strategic, "tactical": data_cfg.window.tactical}
     source = tables.info.get("source", "data")
+    columns_of = observed(data_cfg)
     warm = {
-        name: first_complete_row(frames[name], OBSERVATION[name])
+        name: first_complete_row(frames[name], columns_of[name])
         for name in ("tactical", "strategic")
     }
     need = {name: warm[name] + window[name] for name in warm}
@@ -241,9 +262,9 @@ def assemble(
     rows_used = {"tactical": last_train + 1, "strategic": int(al.strategic_index[last_train]) + 1}
     norm, bars = {}, {}
     for name in ("tactical", "strategic"):
-        frame, columns = frames[name], list(OBSERVATION[name])
+        frame, columns = frames[name], list(columns_of[name])
         values = frame[columns].to_numpy(np.float64)
-        scaled = [FEATURES[c][1] == "scaled" for c in columns]
+        scaled = [(FEATURES.get(c) or SOURCE_FEATURES[c])[1] == "scaled" for c in columns]
         fit_rows = values[warm[name] : rows_used[name]]
         fitted_on = {
             "first": str(frame.index[warm[name]]),

@@ -26,10 +26,11 @@ def smoke_tables(tmp_path_factory: pytest.TempPathFactory) -> tuple[Tables, Path
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """One smoke training run (PPO strategic, baseline tactical and risk: it trades) and its bundle."""
+    """One smoke training run (PPO strategic, baseline tactical and risk: it trades) tracked in an
+    MLflow SQLite store under its outputs folder, and its bundle."""
     outputs = tmp_path_factory.mktemp("paper_bundle")
     run_dir = outputs / "runs" / "smoke"
-    paths = [f"paths.outputs_dir={outputs}", "logger=csv"]
+    paths = [f"paths.outputs_dir={outputs}"]
     trained = run_module(
         "grandmodel.train", "experiment=smoke", "agent=ppo", *paths, f"paths.output_dir={run_dir}"
     )

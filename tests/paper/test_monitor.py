@@ -86,7 +86,11 @@ def test_monitor_command_on_a_hand_made_journal(tmp_path: Path) -> None:
     journal.set_meta({"periods_per_year": PPY})
     journal.close()
     done = run_module(
-        "grandmodel.monitor", "session=hand", f"paths.outputs_dir={tmp_path}", "window=1000"
+        "grandmodel.monitor",
+        "session=hand",
+        f"paths.outputs_dir={tmp_path}",
+        "window=1000",
+        "logger=csv",
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "IMMEDIATE_RETRAINING_REQUIRED" in done.stdout and "LOW_WIN_RATE" in done.stdout

@@ -81,7 +81,8 @@ def decision_confidence(
 class PaperSession:
     def __init__(self, cfg: Any, folder: Path) -> None:
         self.settings = typed(cfg.paper, PaperSettings)
-        self.policy = InferencePolicy.load(str(cfg.bundle))
+        uri = str(cfg.logger.tracking_uri) if cfg.logger.kind == "mlflow" else None
+        self.policy = InferencePolicy.load(str(cfg.bundle), tracking_uri=uri)
         md = self.policy.metadata
         clock = md["decision_clock"]
         self.tz, base = str(clock["timezone"]), str(clock["base_timeframe"])

@@ -50,20 +50,20 @@ class Journal:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
-        self._in_bar = False
+        self.in_bar = False
 
     @contextmanager
     def bar(self) -> Iterator[None]:
         """Everything written inside is one transaction (committed at the end, or not at all)."""
         self.db.execute("BEGIN")
-        self._in_bar = True
+        self.in_bar = True
         try:
             yield
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
         finally:
-            self._in_bar = False
+            self.in_bar = False
         self.db.execute("COMMIT")
 
     def insert(self, table: str, row: dict[str, Any]) -> None:

@@ -307,7 +307,7 @@ class PaperSession:
             return
         row = {"bar_seq": self.seq, "time_ns": time_ns, "before": moved.before,
                "after": moved.after, "reason": moved.reason}  # fmt: skip
-        if self.journal._in_bar:
+        if self.journal.in_bar:
             self.journal.insert("risk_events", row)
         else:
             with self.journal.bar():

@@ -53,6 +53,8 @@ OBSERVATION: dict[str, tuple[str, ...]] = {
 # features from other sources than the bars (name -> (formula, kind, source key)), observed only
 # when listed in data.features.<role>; each bar gets the values known strictly before its close
 SOURCE_FEATURES: dict[str, tuple[str, str, str]] = {
+    "trade_count": ("trades in the bar (data.format=ticks)", "scaled", "format"),
+    "signed_volume_ratio": ("signed volume / volume (side or tick rule)", "scaled", "format"),
     "spread_pct": ("(ask - bid) / mid of the last book snapshot", "scaled", "book"),
     "depth": ("sizes shown on every level", "scaled", "book"),
     "imbalance": ("(bid - ask size) / (bid + ask size), all levels", "scaled", "book"),

@@ -31,7 +31,7 @@ from grandmodel.data.features import (
     compute_features,
     first_complete_row,
 )
-from grandmodel.data.loader import OHLCV, read_ohlcv
+from grandmodel.data.loader import read_ohlcv
 from grandmodel.data.market_data import Bars, MarketData
 from grandmodel.data.normalise import NormStats
 from grandmodel.data.resample import resample_bars
@@ -147,7 +147,7 @@ def _compute_tables(
         trades = read_ticks(
             str(data_cfg.path), timezone=data_cfg.timezone, on_unsorted=data_cfg.on_unsorted
         )
-        base = ticks_to_bars(trades, bar_sizes(data_cfg)["base"])[list(OHLCV)]
+        base = ticks_to_bars(trades, bar_sizes(data_cfg)["base"])
     else:
         base, info["removed"] = read_ohlcv(
             str(data_cfg.path),

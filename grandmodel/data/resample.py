@@ -15,6 +15,8 @@ import pandas as pd
 from grandmodel.data.loader import OHLCV
 from grandmodel.data.timeframes import trading_day_bars
 
+TRADE_COUNTS = ("trades", "signed_volume")
+
 
 def resample_bars(base: pd.DataFrame, size: pd.Timedelta, base_size: pd.Timedelta) -> pd.DataFrame:
     """Aggregate ``base`` (indexed by open time) into bars of ``size``.
@@ -27,7 +29,8 @@ def resample_bars(base: pd.DataFrame, size: pd.Timedelta, base_size: pd.Timedelt
     stamps = base.index.as_unit("ns")
     ns = stamps.asi8
     if size == base_size:
-        out = base[[c for c in (*OHLCV, "regime", "first", "last") if c in base]].copy()
+        keep = (*OHLCV, *TRADE_COUNTS, "regime", "first", "last")
+        out = base[[c for c in keep if c in base]].copy()
         out["known_ns"] = ns + size.value
         if "first" not in base:
             out["first"] = out["last"] = np.arange(len(base))
@@ -58,6 +61,9 @@ def resample_bars(base: pd.DataFrame, size: pd.Timedelta, base_size: pd.Timedelt
         },
         index=index.rename(base.index.name or "timestamp"),
     )
+    for name in TRADE_COUNTS:  # bars built from trades (data/ticks.py): sums, like volume
+        if name in base:
+            out[name] = np.add.reduceat(base[name].to_numpy(), starts)
     if "regime" in base:
         out["regime"] = base["regime"].to_numpy()[ends]
     return out

@@ -1,5 +1,6 @@
 """Observation features per role (``data.features``) and the columns of other sources than the
-bars: order-book snapshots and an economic calendar, each bar's value known strictly before its close
+bars: trade counts of bars built from trades, order-book snapshots and an economic calendar, each
+bar's value known strictly before its close
 (docs/architecture.md, "Time and look-ahead")."""
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from grandmodel.config.data import DataConfig
+from grandmodel.config.data import DataConfig, FileFormat
 from grandmodel.data.book import align_known, book_features, read_book
 from grandmodel.data.economic import event_features, read_events
 from grandmodel.data.features import FEATURES, OBSERVATION, SOURCE_FEATURES
@@ -26,7 +27,11 @@ def observed(data_cfg: DataConfig) -> dict[str, tuple[str, ...]]:
                     f"data.features.{role}: unknown feature {name!r}; expected names from {known}"
                 )
             source = SOURCE_FEATURES.get(name, ("", "", ""))[2]
-            if source and not getattr(data_cfg, source):
+            if source == "format" and data_cfg.format != FileFormat.ticks:
+                raise DataError(
+                    f"data.features.{role}: {name!r} needs trades; set data.format=ticks"
+                )
+            if source in ("book", "events") and not getattr(data_cfg, source):
                 raise DataError(
                     f"data.features.{role}: {name!r} needs the {source} file; set data.{source}=<file>"
                 )
@@ -50,6 +55,13 @@ def add_sources(frames: dict[str, pd.DataFrame], data_cfg: DataConfig) -> None:
         )
     for name in ("tactical", "strategic"):
         frame, known = frames[name], frames[name]["known_ns"].to_numpy(np.int64)
+        if "trades" in frame:  # bars built from trades: the bar's own trades only
+            frame["trade_count"] = frame["trades"].astype(np.float64)
+            volume = frame["volume"].to_numpy(np.float64)
+            signed = frame["signed_volume"].to_numpy(np.float64)
+            frame["signed_volume_ratio"] = np.where(
+                volume > 0, signed / np.where(volume > 0, volume, 1.0), 0.0
+            )
         parts = [] if book is None else [align_known(book, known)]
         if events is not None:
             values = event_features(events, known)

@@ -88,6 +88,10 @@ def test_observation_shapes_follow_the_lists(files) -> None:
             r"data\.features\.strategic: 'spread_pct' needs the book file; set data\.book=<file>",
         ),
         (
+            "data.features.tactical=[trade_count]",
+            r"data\.features\.tactical: 'trade_count' needs trades; set data\.format=ticks",
+        ),
+        (
             "data.features.tactical=[atr_pct,atr_pct]",
             r"data\.features\.tactical: expected distinct feature names",
         ),

@@ -128,21 +128,34 @@ def test_bad_trades_fail_with_one_line(tmp_path: Path, edit, message: str) -> No
 def test_the_pipeline_reads_trades(tmp_path: Path) -> None:
     trades = _trades(n=30_000, minutes=3 * 1380, side=False)
     path = _write(trades, tmp_path / "trades.csv")
-    cfg = grandmodel.load_config(
-        [
-            "data=csv",
-            f"data.path={path}",
-            "data.format=ticks",
-            "data.timeframes.tactical=1min",
-            "data.timeframes.strategic=5min",
-            "data.window.strategic=4",
-            "data.window.tactical=8",
-            "data.episode_length=16",
-            "data.cache=false",
-            f"paths.outputs_dir={tmp_path}",
-        ]
-    )
-    data = grandmodel.prepare_data(cfg)
+    overrides = [
+        "data=csv",
+        f"data.path={path}",
+        "data.format=ticks",
+        "data.timeframes.tactical=1min",
+        "data.timeframes.strategic=5min",
+        "data.window.strategic=4",
+        "data.window.tactical=8",
+        "data.episode_length=16",
+        "data.cache=false",
+        f"paths.outputs_dir={tmp_path}",
+    ]
+    data = grandmodel.prepare_data(grandmodel.load_config(overrides))
     bars = ticks_to_bars(read_ticks(path, timezone="America/Chicago"), MINUTE)
     assert len(data.base) == len(bars)
     np.testing.assert_array_equal(data.base.close.numpy(), bars["close"].to_numpy())
+    # the trade counts reach the observations when listed (5-minute sums of the minute bars)
+    listed = ["data.features.strategic=[log_return,trade_count,signed_volume_ratio]"]
+    data = grandmodel.prepare_data(
+        grandmodel.load_config([*overrides, *listed, "data.normalize=false"])
+    )
+    five = bars.resample("5min", closed="left", label="left").sum()
+    five = five[five["trades"] > 0]
+    rows = slice(data.strategic.warmup, None)
+    np.testing.assert_allclose(
+        data.strategic.features[rows, 1].numpy(), five["trades"].to_numpy()[rows]
+    )
+    ratio = five["signed_volume"] / five["volume"]
+    np.testing.assert_allclose(
+        data.strategic.features[rows, 2].numpy(), ratio.to_numpy()[rows], rtol=1e-6
+    )

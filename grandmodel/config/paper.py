@@ -73,6 +73,7 @@ class PaperSettings:
     quiet: bool = False
     monitor_every: int = 0  # run the monitor every N decisions (0: never in the loop)
     monitor_window: int = 288  # decisions per monitor window
+    reference: str | None = None  # training run: feature drift in the loop's monitor checks
     kill_at_bar: int = 0  # drill: SIGKILL this process while bar N is half-written (0: off)
     risk: RiskGateConfig = field(default_factory=RiskGateConfig)
 

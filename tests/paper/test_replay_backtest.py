@@ -32,6 +32,7 @@ def test_replay_equals_backtest(trained: tuple[Path, Path], smoke_tables, tmp_pa
     paper = run_module(
         "grandmodel.paper", f"bundle={bundle}", f"feed.path={bars}", "feed.speed=max", *paths,
         "paper.session=bt", f"paper.start={start}", "paper.quiet=true", "paper.monitor_every=200",
+        f"paper.reference={run_dir}",
         # the gate off: a backtest has no loss limit, position cap or session-close flattening
         "paper.risk.flatten_minutes=0", "paper.risk.max_position=100",
         "paper.risk.daily_loss_limit=0.99", "paper.risk.reduce_at=1",
@@ -60,6 +61,7 @@ def test_replay_equals_backtest(trained: tuple[Path, Path], smoke_tables, tmp_pa
     np.testing.assert_array_equal(orders.reindex(traded.index).fillna(0.0), traded)
 
     assert len(checks) >= 3 and checks[-1]["recommendation"] in RECOMMENDATIONS
+    assert all("feature_drift" in c for c in checks[1:])  # once a window of decisions is in
 
     # the monitor on that session, against the run's training split, tracked under the training run
     uri = f"sqlite:///{run_dir.parents[1]}/mlflow.db"

@@ -20,7 +20,6 @@ from grandmodel.deploy.inference import InferencePolicy
 from grandmodel.deploy.monitor.metrics import DriftDetector, Thresholds, rolling_performance
 from grandmodel.deploy.paper.features import Bar, LiveFeatures
 from grandmodel.errors import GrandModelError
-from grandmodel.evaluation import plots
 
 ACTIONS = ["strategic", "entry_timing", "stop_distance", "position_scale"]
 
@@ -162,6 +161,8 @@ def _drift(ref: np.ndarray, rows: np.ndarray, names: list[str], mc: MonitorConfi
 def _write(folder: Path, decisions: pd.DataFrame, account: pd.DataFrame, rolling: pd.DataFrame,
            drift: pd.DataFrame | None, summary: dict, ppy: float, window: int) -> dict[str, Path]:  # fmt: skip
     import matplotlib.pyplot as plt
+
+    from grandmodel.evaluation import plots
 
     files = {"rolling.csv": folder / "rolling.csv", "summary.json": folder / "summary.json"}
     rolling.to_csv(files["rolling.csv"], index=False)

@@ -16,6 +16,7 @@ import json
 import os
 import signal
 import time
+from collections import deque
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,8 @@ from grandmodel.config.env import ContractConfig, CostConfig, EnvConfig, RewardC
 from grandmodel.config.paper import FeedKind, PaperSettings
 from grandmodel.data.timeframes import bars_per_year
 from grandmodel.deploy.inference import InferencePolicy
-from grandmodel.deploy.monitor.metrics import rolling_performance
+from grandmodel.deploy.monitor.metrics import DriftDetector, rolling_performance
+from grandmodel.deploy.monitor.report import feature_names, reference_data
 from grandmodel.deploy.paper.broker import Settlement, SimulatedBroker
 from grandmodel.deploy.paper.features import Bar, LiveFeatures
 from grandmodel.deploy.paper.feeds import ReplayFeed, TailFeed
@@ -119,6 +121,8 @@ class PaperSession:
         self.started = False
         self.risk_obs: np.ndarray | None = None
         self.latencies: list[float] = []
+        self.drift = self._drift_detector(cfg, uri) if s.reference else None
+        self.rows: deque[np.ndarray] = deque(maxlen=s.monitor_window)
         self.seq = 0
         self.terminated = False
 
@@ -248,6 +252,7 @@ class PaperSession:
         moved = self.gate.update(bar.known_ns, account["equity"])
         self._transition(moved, bar.known_ns, live)
         obs = self.features.observation() | {"risk": np.asarray(self.risk_obs)}
+        self.rows.append(np.concatenate((obs["tactical"][-1], obs["strategic"][-1])))
         if live:
             actions = {k: np.array(v) for k, v in self.policy.decide(obs).items()}
             confidence = decision_confidence(self.policy, obs, actions, seed=t)
@@ -297,10 +302,25 @@ class PaperSession:
         if rows.empty:
             return
         report = {k: (None if v != v else v) for k, v in rows.iloc[-1].to_dict().items()}
+        if self.drift is not None and len(self.rows) >= self.drift.window:
+            window = np.array(self.rows)[-self.drift.window :]
+            ratio = self.drift.distances(window) / self.drift.feature_threshold
+            report["feature_drift"] = float(ratio.max() / self.drift.threshold)
+            report["drift_alarm"] = bool(ratio.max() > self.drift.threshold)
+            order = np.argsort(-ratio)[:3]
+            report["drifting"] = [self.drift.names[i] for i in order if ratio[i] > 1]
         self.journal.insert("monitor", {"bar_seq": seq, "t": t, "report": json.dumps(report)})
         if not self.settings.quiet:
             print(f"monitor: {report['recommendation']} alerts [{report['alerts']}] win rate "
-                  f"{report['win_rate']} Sharpe {report['sharpe_ratio']:.2f}", flush=True)  # fmt: skip
+                  f"{report['win_rate']} Sharpe {report['sharpe_ratio']:.2f}"
+                  + (" FEATURE DRIFT " + ", ".join(report["drifting"]) if report.get("drift_alarm") else ""),
+                  flush=True)  # fmt: skip
+
+    def _drift_detector(self, cfg: Any, uri: str | None) -> DriftDetector:
+        """Feature drift against the reference run's training split, as the monitor computes it."""
+        ref, _, _ = reference_data(str(self.settings.reference), cfg.paths, uri, None)
+        window = min(self.settings.monitor_window, len(ref) // 2)
+        return DriftDetector(ref, feature_names(), window)
 
     def _transition(self, moved: Transition | None, time_ns: int, live: bool) -> None:
         if moved is None or not live:

@@ -13,6 +13,24 @@ from grandmodel.config.paths import PathsConfig
 from grandmodel.config.training import LoggerConfig
 
 
+class PolicyRuntime(StrEnum):
+    """How the trained policy acts in an evaluation or backtest: ``torch`` (the lean walk of the
+    run's networks), ``onnx`` (its graphs on ONNX Runtime: ``bundle``'s, else exported for the pass),
+    ``auto`` (``onnx`` when a bundle is given, else ``torch``)."""
+
+    auto = "auto"
+    torch = "torch"
+    onnx = "onnx"
+
+
+def _runtime_problems(policy: PolicyRuntime, bundle: str | None) -> list[Problem]:
+    return check(
+        not bundle or policy != PolicyRuntime.torch,
+        "bundle",
+        "runs on ONNX Runtime; expected policy=onnx or policy=auto with a bundle",
+    )
+
+
 @dataclass
 class EvaluateConfig:
     """``python -m grandmodel.evaluate run=<run dir | MLflow run id | checkpoint> split=test episodes=N``."""
@@ -26,6 +44,8 @@ class EvaluateConfig:
     )
     counterfactual: bool = True
     seed: int = 0
+    policy: PolicyRuntime = PolicyRuntime.auto
+    bundle: str | None = None  # export bundle folder (grandmodel.export), for policy=onnx
     data: DataConfig | None = None  # another data source than the model's (features must match)
     paths: PathsConfig = MISSING
     logger: LoggerConfig = MISSING
@@ -38,7 +58,7 @@ class EvaluateConfig:
         )
         out += check(self.episodes >= 0, "episodes", f"must be >= 0, got {self.episodes}")
         out += check(self.trials >= 0, "trials", f"must be >= 0, got {self.trials}")
-        return out
+        return out + _runtime_problems(self.policy, self.bundle)
 
 
 @dataclass
@@ -90,6 +110,8 @@ class BacktestConfig:
     end: str | None = None
     initial_capital: float | None = None  # default: the run's env.initial_capital
     seed: int = 0
+    policy: PolicyRuntime = PolicyRuntime.auto
+    bundle: str | None = None  # export bundle folder (grandmodel.export), for policy=onnx
     data: DataConfig | None = None
     walk_forward: WalkForwardConfig = field(default_factory=WalkForwardConfig)
     paths: PathsConfig = MISSING
@@ -101,7 +123,11 @@ class BacktestConfig:
             "initial_capital",
             f"must be > 0, got {self.initial_capital}",
         )
-        return out + date_problems(self, ("start", "end"))
+        return (
+            out
+            + date_problems(self, ("start", "end"))
+            + _runtime_problems(self.policy, self.bundle)
+        )
 
 
 @dataclass

@@ -10,10 +10,12 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig
+from tensordict.nn import TensorDictSequential
 
 from grandmodel.config import validate
 from grandmodel.console import make_console
 from grandmodel.data.market_data import MarketData
+from grandmodel.errors import GrandModelError
 from grandmodel.evaluation.comparison import (
     compare,
     contributions,
@@ -21,6 +23,7 @@ from grandmodel.evaluation.comparison import (
     model_config,
     trained_policy,
 )
+from grandmodel.evaluation.lean import LeanPolicy, lean_policy
 from grandmodel.evaluation.outputs import comparison_table, report_equity, write_tables
 from grandmodel.evaluation.report import ReportInputs, write_report
 from grandmodel.evaluation.runs import TrainedRun, resolve_run
@@ -35,6 +38,24 @@ def _trained_run(cfg: DictConfig) -> TrainedRun:
     run = resolve_run(str(cfg.run), uri)
     torch.manual_seed(int(cfg.seed))  # the random baseline and any sampling: same seed, same report
     return run
+
+
+def _trained_policy(
+    cfg: DictConfig, walk: Walk, run: TrainedRun
+) -> tuple[dict, TensorDictSequential | LeanPolicy]:
+    """The run's learners and its policy on ``cfg.policy``'s runtime (``auto``: ONNX Runtime when
+    ``cfg.bundle`` is given, else torch, whose lean walk needs no export first)."""
+    learners, policy = trained_policy(walk, run)
+    if cfg.policy == "torch" or (cfg.policy == "auto" and not cfg.bundle):
+        return learners, policy
+    from grandmodel.evaluation.onnx_policy import onnx_policy  # ONNX Runtime only when asked
+
+    lean = lean_policy(policy)
+    if lean is None:
+        raise GrandModelError(
+            f"policy=onnx: run={cfg.run} has a role the lean walk cannot express; expected policy=torch"
+        )
+    return learners, onnx_policy(walk, run, lean, cfg.bundle)
 
 
 def _flat(prefix: str, outcomes: dict[str, Outcome]) -> dict[str, float]:
@@ -52,10 +73,10 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
     run = _trained_run(cfg)
     model_cfg = model_config(run, cfg.get("data"), cfg.paths)
     walk = Walk(model_cfg, market(run, model_cfg), str(cfg.split), int(cfg.episodes))
-    learners, policy = trained_policy(walk, run)
+    learners, policy = _trained_policy(cfg, walk, run)
     outcomes = compare(walk, run, policy)
     trained = outcomes["trained"]
-    contrib = contributions(walk, run, learners if cfg.counterfactual else {}, trained)
+    contrib = contributions(walk, run, learners if cfg.counterfactual else {}, trained, policy)
     folder = Path(cfg.paths.output_dir)
     episodes = len(trained.episode_rewards["strategic"])
     inputs = ReportInputs(
@@ -111,7 +132,7 @@ def run_backtest(cfg: DictConfig) -> dict[str, Any]:
     model_cfg = model_config(run, cfg.get("data"), cfg.paths, cfg.initial_capital)
     data, split = backtest_range(market(run, model_cfg), cfg.range, cfg.start, cfg.end)
     walk = Walk(model_cfg, data, split, whole=True)
-    _, policy = trained_policy(walk, run)
+    _, policy = _trained_policy(cfg, walk, run)
     outcomes = compare(walk, run, policy)
     files = write_tables(outcomes["trained"], folder)
     d = outcomes["trained"].ledger.decisions

@@ -16,6 +16,7 @@ from grandmodel.data.market_data import MarketData
 from grandmodel.data.pipeline import prepare_data
 from grandmodel.env.baselines import baseline_policy, joint_baseline
 from grandmodel.errors import GrandModelError
+from grandmodel.evaluation.lean import LeanPolicy, lean_actor
 from grandmodel.evaluation.metrics import contribution_stats
 from grandmodel.evaluation.runs import TrainedRun
 from grandmodel.evaluation.walk import Outcome, Walk
@@ -102,7 +103,9 @@ class RegimeOracle(nn.Module):
         return torch.where(regime == 0, 2, torch.where(regime == 1, 0, 1)).to(torch.int64)
 
 
-def compare(walk: Walk, run: TrainedRun, trained: TensorDictSequential) -> dict[str, Outcome]:
+def compare(
+    walk: Walk, run: TrainedRun, trained: TensorDictSequential | LeanPolicy
+) -> dict[str, Outcome]:
     """The trained policy and every baseline (and the oracle, on synthetic data) on the same
     windows, each with its tables."""
     outcomes = {"trained": walk.run(trained, tables=True)}
@@ -115,24 +118,31 @@ def compare(walk: Walk, run: TrainedRun, trained: TensorDictSequential) -> dict[
 
 
 def contributions(
-    walk: Walk, run: TrainedRun, learners: dict, trained: Outcome
+    walk: Walk,
+    run: TrainedRun,
+    learners: dict,
+    trained: Outcome,
+    policy: TensorDictSequential | LeanPolicy,
 ) -> dict[str, dict[str, float]]:
     """Per agent: its episode rewards against the total (mean, spread, correlation), plus the
-    counterfactual: the same windows with one learning agent replaced by its baseline;
-    Δ = trained − counterfactual."""
+    counterfactual: the same windows with one learning agent of ``policy`` (the trained policy,
+    on torch or ONNX Runtime) replaced by its baseline; Δ = trained − counterfactual."""
     total = sum(trained.episode_rewards.values())
     out = contribution_stats(trained.episode_rewards, total)
     base = run.config.agent.baselines
     params = baseline_params(run.config)
-    _, policy = trained_policy(walk, run)
     for role in learners:
-        steps = [
-            baseline_policy(r, str(base[r]), walk.data.strategic.feature_names, **params.get(r, {}))
-            if r == role
-            else module
-            for r, module in zip(ROLES, policy.module, strict=True)
-        ]
-        counterfactual = walk.run(TensorDictSequential(*steps), tables=True)
+        rule = baseline_policy(
+            role, str(base[role]), walk.data.strategic.feature_names, **params.get(role, {})
+        )
+        if isinstance(policy, dict):
+            actor = lean_actor(rule)
+            assert actor is not None  # every baseline is a plain module
+            replaced: TensorDictSequential | LeanPolicy = {**policy, role: actor[1]}
+        else:
+            parts = zip(ROLES, policy.module, strict=True)
+            replaced = TensorDictSequential(*(rule if r == role else m for r, m in parts))
+        counterfactual = walk.run(replaced, tables=True)
         out[role]["delta_pnl"] = trained.metrics["net_pnl"] - counterfactual.metrics["net_pnl"]
         out[role]["delta_sharpe"] = trained.metrics["sharpe"] - counterfactual.metrics["sharpe"]
     return out

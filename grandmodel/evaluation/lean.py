@@ -123,12 +123,17 @@ def lean_policy(policy: TensorDictModuleBase | LeanPolicy) -> LeanPolicy | None:
     parts = policy.module if isinstance(policy, TensorDictSequential) else [policy]
     out: LeanPolicy = {}
     for part in parts:
-        steps = _steps(part)
-        made = None if steps is None else _actor(steps)
+        made = lean_actor(part)
         if made is None:
             return None
         out[made[0]] = made[1]
     return out if set(out) == set(ROLES) else None
+
+
+def lean_actor(module: TensorDictModuleBase) -> tuple[str, Actor] | None:
+    """(role, actor) of one role's TorchRL module, or None where it is not expressible."""
+    steps = _steps(module)
+    return None if steps is None else _actor(steps)
 
 
 def _steps(module: nn.Module) -> list[_Step] | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,9 +13,12 @@ from tensordict.nn import TensorDictModule, TensorDictSequential
 import grandmodel
 from grandmodel.agents import group_specs
 from grandmodel.env.baselines import baseline_policy, joint_baseline
+from grandmodel.evaluation.commands import run_backtest
 from grandmodel.evaluation.comparison import BASELINES, RegimeOracle
 from grandmodel.evaluation.lean import lean_policy, lean_rollout
+from grandmodel.evaluation.runs import resolve_run
 from grandmodel.evaluation.walk import Walk, run_policy
+from grandmodel.train import train
 from grandmodel.training.policies import Deterministic, baseline_params, build_policies
 
 # every rollout entry the ledger and the walk's metrics read
@@ -129,3 +134,70 @@ def test_a_policy_the_lean_walk_cannot_express_runs_through_torchrl(market) -> N
     mixed = TensorDictSequential(reads_two, *policy.module[1:])
     assert lean_policy(mixed) is None
     np.testing.assert_equal(walk.run(mixed).metrics, walk.run(policy).metrics)
+
+
+@pytest.fixture(scope="module")
+def trading_run(tmp_path_factory) -> tuple[Path, Path]:
+    """A smoke run's checkpoint with its learners' weights perturbed (a smoke run barely trades):
+    (the checkpoint file, the outputs folder)."""
+    outputs = tmp_path_factory.mktemp("outputs")
+    folder = outputs / "runs" / "smoke"
+    cfg = grandmodel.load_config(
+        [
+            "experiment=smoke",
+            "logger=csv",
+            f"paths.outputs_dir={outputs}",
+            f"paths.output_dir={folder}",
+        ]
+    )
+    train(cfg)
+    run = resolve_run(str(folder))
+    generator = torch.Generator().manual_seed(1)
+    for key, value in run.checkpoint["state_dict"].items():
+        if key.startswith("learners.") and value.dtype.is_floating_point and value.numel() > 1:
+            value.add_(torch.randn(value.shape, generator=generator) * value.std())
+    path = outputs / "trading" / "checkpoints" / "trading.ckpt"
+    path.parent.mkdir(parents=True)
+    torch.save(run.checkpoint, path)
+    return path, outputs
+
+
+def test_a_backtest_on_onnx_runtime_trades_as_on_torch(trading_run) -> None:
+    checkpoint, outputs = trading_run
+    results = {}
+    for runtime in ("torch", "onnx"):
+        cfg = grandmodel.load_config(
+            [
+                f"run={checkpoint}",
+                f"policy={runtime}",
+                "logger=csv",
+                f"paths.outputs_dir={outputs}",
+                f"paths.output_dir={outputs}/backtest-{runtime}",
+            ],
+            config_name="backtest",
+        )
+        results[runtime] = run_backtest(cfg)
+    on_torch, on_onnx = (results[r]["outcomes"]["trained"].ledger for r in ("torch", "onnx"))
+    assert len(on_torch.trades) > 0
+    pd.testing.assert_frame_equal(on_torch.trades, on_onnx.trades)
+    assert on_torch.decisions["equity"].iloc[-1] == on_onnx.decisions["equity"].iloc[-1]
+    # the tactical action went through another runtime (float32 rounding), not through torch again
+    scale = on_torch.decisions["position_scale"] - on_onnx.decisions["position_scale"]
+    assert scale.abs().max() < 1e-5
+    # the export for the pass leaves the random baseline's draws alone
+    assert results["torch"]["metrics"]["random"] == results["onnx"]["metrics"]["random"]
+    written = pd.read_csv(outputs / "backtest-onnx" / "trades.csv")
+    assert len(written) == len(on_onnx.trades)
+
+
+def test_policy_torch_with_a_bundle_is_one_line_of_error(cli, trading_run) -> None:
+    checkpoint, outputs = trading_run
+    result = cli(
+        "grandmodel.backtest",
+        f"run={checkpoint}",
+        "policy=torch",
+        f"bundle={outputs}",
+        extra=[f"paths.outputs_dir={outputs}", "logger=csv"],
+    )
+    assert result.returncode == 2
+    assert "bundle" in result.stderr and "policy=onnx" in result.stderr

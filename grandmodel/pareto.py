@@ -1,4 +1,4 @@
-"""``python -m grandmodel.pareto experiment=<MLflow experiment> metrics=[a,b(,c)] directions=[max,min(,..)]``.
+"""``python -m grandmodel.pareto mlflow_experiment=<MLflow experiment> metrics=[a,b(,c)] directions=[max,min(,..)]``.
 
 Prints the Pareto-optimal training runs over the chosen metrics and writes ``pareto_front.csv`` and
 ``pareto_front.png`` into the run folder.
@@ -29,15 +29,15 @@ def pareto(cfg: DictConfig) -> dict[str, Any]:
     validate(cfg)
     metrics, directions = list(cfg.metrics), list(cfg.directions)
     table = training_runs_table(
-        str(cfg.logger.tracking_uri), str(cfg.experiment), metrics, cfg.sweep
+        str(cfg.logger.tracking_uri), str(cfg.mlflow_experiment), metrics, cfg.sweep
     )
     if table.empty:
         raise GrandModelError(
-            f"experiment={cfg.experiment}: no finished training runs in {cfg.logger.tracking_uri}"
+            f"mlflow_experiment={cfg.mlflow_experiment}: no finished training runs in {cfg.logger.tracking_uri}"
         )
     missing = [m for m in metrics if table[m].isna().all()]
     if missing:
-        raise GrandModelError(f"metrics: no run of experiment {cfg.experiment} has {missing[0]!r}")
+        raise GrandModelError(f"metrics: no run of experiment {cfg.mlflow_experiment} has {missing[0]!r}")
     front = non_dominated(table[metrics].to_numpy(), directions)
     folder = Path(cfg.paths.output_dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -47,11 +47,11 @@ def pareto(cfg: DictConfig) -> dict[str, Any]:
         metrics,
         front,
         folder / "pareto_front.png",
-        f"{cfg.experiment}: {int(front.sum())} of {len(table)} runs Pareto-optimal",
+        f"{cfg.mlflow_experiment}: {int(front.sum())} of {len(table)} runs Pareto-optimal",
     )
     console = make_console()
     shown = Table(
-        title=f"Pareto-optimal runs of {cfg.experiment} ({' / '.join(f'{d} {m}' for m, d in zip(metrics, directions, strict=True))})"
+        title=f"Pareto-optimal runs of {cfg.mlflow_experiment} ({' / '.join(f'{d} {m}' for m, d in zip(metrics, directions, strict=True))})"
     )
     columns = ["run_id", *metrics, *[c for c in table.columns if c.startswith("param:")]]
     for column in columns:

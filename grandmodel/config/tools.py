@@ -132,10 +132,10 @@ class BacktestConfig:
 
 @dataclass
 class ParetoConfig:
-    """``python -m grandmodel.pareto experiment=<MLflow experiment> metrics=[...] directions=[...]``."""
+    """``python -m grandmodel.pareto mlflow_experiment=<MLflow experiment> metrics=[...] directions=[...]``."""
 
     task_name: str = "pareto"
-    experiment: str = "grandmodel"
+    mlflow_experiment: str = "grandmodel"
     metrics: list[str] = field(
         default_factory=lambda: ["final/val/sharpe", "final/val/max_drawdown"]
     )

@@ -39,6 +39,10 @@ def locate_run(uri: str, run_id: str, timeout: float = 5.0) -> RunFiles:
     """The files of MLflow run ``run_id`` in the store at ``uri``."""
     from mlflow.exceptions import MlflowException
 
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).is_file():
+        raise GrandModelError(  # a lookup never creates an empty store
+            f"run={run_id}: {uri} does not exist; expected the tracking store the run was logged to"
+        )
     try:
         client = connect(uri, timeout)
         run = client.get_run(run_id)

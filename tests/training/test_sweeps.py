@@ -110,6 +110,7 @@ def test_mlflow_server_serves_the_sweep_over_rest(optuna_sweep: Path) -> None:
 def test_pareto_cli_reads_the_runs(cli, optuna_sweep: Path) -> None:
     result = cli(
         "grandmodel.pareto",
+        "mlflow_experiment=grandmodel",
         "metrics=[final/val/sharpe,final/val/max_drawdown]",
         extra=[f"paths.outputs_dir={optuna_sweep}"],
     )

@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 
 from grandmodel import cli
 from grandmodel.config import register_configs
-from grandmodel.errors import one_line, reported
+from grandmodel.errors import reported
 from grandmodel.training.resume import resume_command_line
 
 register_configs()
@@ -48,22 +48,13 @@ def main(cfg: DictConfig) -> float | list[float] | None:
 
 
 def trial(cfg: DictConfig, output_dir: Path) -> float | list[float]:
-    """One sweep trial: a failure is reported on one line, recorded (``failed`` marker, tracked run
-    FAILED) and returned as NaN, which Optuna records as a failed trial; the sweep goes on."""
+    """One sweep trial (see ``grandmodel.evaluation.sweeps.run_trial``)."""
+    from grandmodel.evaluation.sweeps import run_trial
     from grandmodel.evaluation.training_job import train
-    from grandmodel.tracking import RUN_ID_FILE
 
-    sweep_dir = Path(HydraConfig.get().sweep.dir)
-    marker = sweep_dir / RUN_ID_FILE
-    parent = marker.read_text().strip() if marker.is_file() else None
-    try:
-        return train(cfg, parent)["metric"]
-    except Exception as exc:
-        message = one_line(str(exc)) or type(exc).__name__
-        print(f"error: trial failed: {message}", file=sys.stderr)
-        output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / "failed").write_text(message + "\n")
-        return [float("nan")] * len(cfg.objectives) if cfg.get("objectives") else float("nan")
+    hydra_cfg = HydraConfig.get()
+    overrides = list(hydra_cfg.overrides.task)
+    return run_trial(cfg, output_dir, Path(hydra_cfg.sweep.dir), overrides, train)
 
 
 if __name__ == "__main__":

@@ -7,10 +7,13 @@ state (best checkpoint and score, early stopping, curriculum level) from ``check
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -42,6 +45,7 @@ from grandmodel.training.pruning import SiblingMedianPruning
 from grandmodel.training.system import Evaluator, MARLSystem
 
 MakeEvaluator = Callable[[DictConfig, MarketData, str], Evaluator]
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -74,7 +78,9 @@ def build_system(
     env = MarketEnv(data, cfg, split="train", mode="train", seed=rc.seed, level=level)
     groups = group_specs(env)
     learners, fixed, policy, frozen = build_policies(cfg, groups, data.strategic.feature_names)
-    frames_per_batch = max(env.n, (rc.trainer.frames_per_batch // env.n) * env.n)
+    workers = rc.trainer.collector_workers
+    per_batch = env.n * workers  # every worker steps all its envs the same number of times
+    frames_per_batch = max(per_batch, (rc.trainer.frames_per_batch // per_batch) * per_batch)
     batches_per_epoch = max(1, rc.trainer.eval_every_frames // frames_per_batch)
 
     def collecting(active: bool) -> None:  # act without dropout; learn with it
@@ -91,11 +97,23 @@ def build_system(
         policy_device=_device(rc),
         on_collect=collecting,
         level=level,
+        kind=rc.trainer.collector,
+        make_shard=partial(market_shard, data, cfg, level, rc.seed),
+        workers=workers,
     )
     config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     system = MARLSystem(learners, fixed, policy, source, evaluator, config=config)  # type: ignore[arg-type]
     system.model_info = {"norm": {k: v.to_dict() for k, v in data.norm.items()}, "frozen": frozen}
     return system
+
+
+def market_shard(
+    data: MarketData, cfg: DictConfig, level: Any, seed: int, worker: int
+) -> MarketEnv:
+    """Worker ``worker``'s env of a multi-process collector: its own shard (seed) of the market."""
+    return MarketEnv(
+        data, cfg, split="train", mode="train", seed=seed + 1_000_003 * (worker + 1), level=level
+    )
 
 
 def _device(rc: RootConfig) -> torch.device:
@@ -242,6 +260,12 @@ def run_training(
         inference_mode=False,
         use_distributed_sampler=False,
     )
+    log.info(
+        "training agent=%s on data=%s: %s frames in %d evaluations, %s; outputs in %s",
+        rc.agent.name, rc.data.name, f"{trainer_cfg.total_frames:,}", epochs,
+        f"tracked in {tracker.uri} (run {tracker.run_id})" if tracker.uri else "no tracking store",
+        output_dir,
+    )  # fmt: skip
     stop.install()
     try:
         trainer.fit(system, ckpt_path=rc.ckpt_path, weights_only=True)

@@ -23,10 +23,12 @@ class Feed(Protocol):
     def bars(self, skip: int = 0) -> Iterator[Bar | None]: ...
 
 
-def _bars(frame: pd.DataFrame) -> list[Bar]:
+def _bars(frame: pd.DataFrame) -> Iterator[Bar]:
+    """The frame's rows as bars, made one at a time (no list of objects for the collector to scan)."""
     ns = frame.index.as_unit("ns").asi8
     cols = [frame[c].to_numpy(np.float64) for c in ("open", "high", "low", "close", "volume")]
-    return [Bar(int(ns[i]), *(float(c[i]) for c in cols)) for i in range(len(frame))]
+    for i in range(len(frame)):
+        yield Bar(int(ns[i]), *(float(c[i]) for c in cols))
 
 
 class ReplayFeed:
@@ -38,9 +40,9 @@ class ReplayFeed:
         self.utc_offset_ns = int(self.frame.index[0].utcoffset().total_seconds() * 1e9)
 
     def bars(self, skip: int = 0) -> Iterator[Bar | None]:
-        bars = _bars(self.frame)
-        start, first = time.monotonic(), bars[min(skip, len(bars) - 1)].open_ns if bars else 0
-        for i, bar in enumerate(bars):
+        stamps = self.frame.index.as_unit("ns").asi8
+        start, first = time.monotonic(), int(stamps[min(skip, len(stamps) - 1)])
+        for i, bar in enumerate(_bars(self.frame)):
             if self.factor and i >= skip:
                 wait = start + (bar.open_ns - first) / 1e9 / self.factor - time.monotonic()
                 if wait > 0:
@@ -59,7 +61,9 @@ class TailFeed:
         self.header = self.path.open().readline()
         if not self.header.endswith("\n"):
             raise GrandModelError(f"feed.path={path}: no complete header line; expected one")
-        first = self._parse([self._lines_from(len(self.header))[0][0]]) if self._has_rows() else []
+        first = (
+            list(self._parse(self._lines_from(len(self.header))[0][:1])) if self._has_rows() else []
+        )
         self.utc_offset_ns = (
             int(
                 pd.Timestamp(first[0].open_ns, tz="UTC")
@@ -83,7 +87,7 @@ class TailFeed:
         lines = [x for x in chunk[:end].decode().splitlines() if x.strip()]
         return lines, offset + end
 
-    def _parse(self, lines: list[str]) -> list[Bar]:
+    def _parse(self, lines: list[str]) -> Iterator[Bar]:
         self.scratch.parent.mkdir(parents=True, exist_ok=True)
         self.scratch.write_text(self.header + "\n".join(lines) + "\n")
         frame, _ = read_ohlcv(self.scratch, timezone=self.tz, base=self.base)
@@ -97,7 +101,7 @@ class TailFeed:
                 yield None
                 time.sleep(self.poll)
                 continue
-            for bar in self._parse(lines):
+            for bar in list(self._parse(lines)):
                 if last is not None and bar.open_ns <= last:
                     raise GrandModelError(
                         f"feed.path={self.path}: bar at {pd.Timestamp(bar.open_ns, tz='UTC')} is not "

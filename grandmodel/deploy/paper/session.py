@@ -11,6 +11,7 @@ refuses to trade, naming the decision and both positions.
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import json
 import os
@@ -149,6 +150,8 @@ class PaperSession:
             tuple(r)[1:] for r in self.journal.db.execute("SELECT * FROM bars ORDER BY seq")
         ]
         previous = signal.signal(signal.SIGTERM, lambda *_: self.gate.kill("SIGTERM"))
+        gc.collect()
+        gc.freeze()  # what start-up built (model, buffers, data) is never scanned again mid-bar
         idle_since = time.monotonic()
         try:
             for bar in self.feed.bars(skip=done):

@@ -108,7 +108,6 @@ class PaperSession:
         digest = hashlib.sha256((self.policy.folder / "metadata.json").read_bytes()).hexdigest()
         self.version = f"{md['name']}@{digest[:12]}"
         self.folder = folder
-        self.journal = Journal(folder / "journal.sqlite")
         feed = cfg.feed
         if feed.kind == FeedKind.replay:
             self.feed: ReplayFeed | TailFeed = ReplayFeed(feed.path, self.tz, base, feed.speed)
@@ -116,13 +115,14 @@ class PaperSession:
             self.feed = TailFeed(feed.path, self.tz, base, feed.poll_seconds, folder / "tail.csv")
         self.idle_exit = float(feed.idle_exit_seconds)
         self.start_ns = pd.Timestamp(s.start, tz=self.tz).value if s.start else None
+        self.drift = self._drift_detector(cfg, uri) if s.reference else None
+        self.journal = Journal(folder / "journal.sqlite")  # only once the inputs are known good
         self._check_meta(str(feed.path))
         kill = Path(s.risk.kill_file)
         self.kill_file = kill if kill.is_absolute() else folder / kill
         self.started = False
         self.risk_obs: np.ndarray | None = None
         self.latencies: list[float] = []
-        self.drift = self._drift_detector(cfg, uri) if s.reference else None
         self.rows: deque[np.ndarray] = deque(maxlen=s.monitor_window)
         self.seq = 0
         self.terminated = False

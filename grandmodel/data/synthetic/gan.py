@@ -153,13 +153,15 @@ def fit_gan(
     """Fit a generator to a one-minute log-return series (WGAN-GP, ``cfg.steps`` generator steps
     or ``cfg.max_minutes`` of wall time, whichever comes first) on its standardised,
     Gaussianised returns. Returns the model and the transform back to returns (``scale``: mean and
-    std of the returns, Lambert W tail parameter ``delta``, mean and std after Gaussianising)."""
+    std of the returns, Lambert W tail parameter ``delta``, mean, std and range after
+    Gaussianising)."""
     r = np.asarray(returns, dtype=np.float64)
     scale = {"mean": float(r.mean()), "std": float(r.std())}
     standard = (r - scale["mean"]) / scale["std"]
     scale["delta"] = lambert_delta(standard)
     u = gaussianize(standard, scale["delta"])
     scale["u_mean"], scale["u_std"] = float(u.mean()), float(u.std())
+    scale["u_low"], scale["u_high"] = float(u.min()), float(u.max())
     z = torch.as_tensor((u - scale["u_mean"]) / scale["u_std"], dtype=torch.float32)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -281,7 +283,8 @@ def sample_returns(
         cond = _one_hot(padded[None, :])
     z = model.generate(noise, cond)[0, 0].double().numpy()
     scale = payload["scale"]
-    u = scale["u_mean"] + scale["u_std"] * z
+    # no Gaussianised value beyond the data's: the tail transform would blow it up exponentially
+    u = np.clip(scale["u_mean"] + scale["u_std"] * z, scale["u_low"], scale["u_high"])
     returns = scale["mean"] + scale["std"] * heavy_tails(u, scale["delta"])
     labels = wanted_labels.astype(np.int8) if cfg.conditional else regime_labels(returns)
     return returns, ewma_sigma(returns, scale["std"]), labels

@@ -72,3 +72,36 @@ def test_replayed_settlements_equal_the_env_kernel(smoke_tables, tmp_path) -> No
     for e, g in zip(expected, got, strict=True):
         assert e[:4] == g[:4]
         np.testing.assert_allclose(e[4], g[4], rtol=1e-6, atol=1e-6)
+
+
+def test_latency_bars_delay_the_fill(smoke_tables, tmp_path) -> None:
+    tables, path = smoke_tables
+    cfg = load_config(["experiment=smoke", f"paths.outputs_dir={tmp_path}"])
+    env, reward = typed(cfg.env, EnvConfig), typed(cfg.reward, RewardConfig)
+    data = assemble(tables, typed(cfg.data, DataConfig))
+    broker = SimulatedBroker(env, reward, 5, periods_per_year(cfg.data, "tactical"), 60.0, 2)
+    first = int(data.meta["first_decision"])
+    live = LiveFeatures({"base": 60 * 10**9, "tactical": 300 * 10**9, "strategic": 1800 * 10**9},
+                        {"tactical": 60, "strategic": 48})  # fmt: skip
+    feed = ReplayFeed(str(path), "America/Chicago", "1min", "max")
+    long = {"strategic": 2, "tactical": np.array([1.0, 0.05, 1.0], np.float32), "risk": 4}
+    fills = []
+    for bar in feed.bars():
+        broker.add_base_bar(bar)
+        for done in live.push(bar, feed.utc_offset_ns):
+            t = broker.add_tactical_bar(done.bar, done.strategic_new)
+            settled = broker.settle()
+            if settled is not None and settled.fills:
+                fills.append((settled.t, settled.fills[0]))
+            if t == first:
+                broker.begin(t)
+            if t >= first:
+                broker.submit(t, long)
+        if fills:
+            break
+    t, fill = fills[0]
+    index = int(data.fill_index[t]) + 2  # two base bars after the first one after the decision
+    assert fill.kind == "order" and fill.qty == 5
+    assert fill.bar_ns == int(data.base.open_ns[index]) and fill.price == float(
+        data.base.open[index]
+    )

@@ -28,6 +28,7 @@ import pandas as pd
 from grandmodel.config import typed
 from grandmodel.config.env import ContractConfig, CostConfig, EnvConfig, RewardConfig
 from grandmodel.config.paper import FeedKind, PaperSettings
+from grandmodel.data.features import OBSERVATION
 from grandmodel.data.timeframes import bars_per_year
 from grandmodel.deploy.inference import InferencePolicy
 from grandmodel.deploy.monitor.metrics import DriftDetector, rolling_performance
@@ -93,6 +94,13 @@ class PaperSession:
         frames["strategic"] = md["roles"]["strategic"]["input"]["timeframe"]
         sizes = {k: pd.Timedelta(pd.tseries.frequencies.to_offset(v)) for k, v in frames.items()}
         windows = {r: int(md["roles"][r]["input"]["window"]) for r in ("tactical", "strategic")}
+        for role in windows:
+            features = list(md["roles"][role]["input"]["features"])
+            if features != list(OBSERVATION[role]):
+                raise GrandModelError(
+                    f"{cfg.bundle}: the {role} agent observes {features}; the paper loop computes "
+                    f"the default features incrementally, expected {list(OBSERVATION[role])}"
+                )
         self.features = LiveFeatures({k: int(v.value) for k, v in sizes.items()}, windows)
         env = bundle_env(typed(cfg.env, EnvConfig), md)
         s = self.settings

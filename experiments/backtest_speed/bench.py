@@ -1,69 +1,45 @@
 """Bars per minute of the backtest with all three trained agents in the loop (one env, batch 1).
 
-    .venv/bin/python experiments/backtest_speed/bench.py [--run outputs/runs/...] [--days 725] [--quick]
+    .venv/bin/python experiments/backtest_speed/bench.py [--run outputs/runs/...] [--days 60] [--quick]
 
 Without ``--run`` an ``agent=marl`` model with the default network sizes is first trained briefly on
-``experiment=smoke`` data into a temp folder (``--quick``: smoke's small networks too). The backtest is built as ``python -m grandmodel.backtest run=... data=synthetic
-data.synthetic.days=N`` builds it (``resolve_run``, ``model_config``, ``market``, ``with_range`` over
-the whole data, ``Arena(..., RANGE, whole=True)``, the restored deterministic policy), and the steps of
-``Arena.run`` are timed one by one: the stepping loop (``run_policy``), the tables (``ledger``) and
-the metrics (``Arena.summary``). Rows with constant actions time the env alone, through
-``run_policy`` and as a bare ``step_and_maybe_reset`` loop; the last row repeats the trained pass
-with ``env.compile=true`` after an untimed warm-up (the compilation).
+``experiment=smoke`` data into a temp folder (``--quick``: smoke's small networks too). The backtest
+is built as ``python -m grandmodel.backtest run=... data=synthetic data.synthetic.days=N range=all``
+builds it (``resolve_run``, ``model_config``, ``market``, ``with_range`` over the whole data,
+``Walk(..., RANGE, whole=True)``, the restored deterministic policy). Each row is one
+``Walk.run(policy, tables=True)``: the stepping, the ledger (trades, decisions, equity) and the
+metrics, on the same data in the same process:
+
+- the TorchRL path (``lean=False``: ``run_policy``, a TensorDict per step, the actors'
+  distributions), what every evaluation and backtest ran before the lean walk;
+- the lean walk with the torch networks (``policy=torch``);
+- the lean walk with the ONNX Runtime graphs (``policy=onnx``, exported for the pass);
+- the two lean rows again with ``env.compile=true`` (the fused transition; compilation untimed).
+
+The rows' trade logs are checked equal (ONNX: to the cent).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig
-from tensordict import TensorDictBase
-from tensordict.nn import TensorDictModuleBase
 
 import grandmodel
-from grandmodel.evaluation.backtest import RANGE, Arena, market, model_config, with_range
-from grandmodel.evaluation.evaluator import run_policy
-from grandmodel.evaluation.ledger import ledger
+from grandmodel.evaluation.comparison import market, model_config, trained_policy
+from grandmodel.evaluation.lean import LeanPolicy, lean_policy
+from grandmodel.evaluation.onnx_policy import onnx_policy
 from grandmodel.evaluation.runs import TrainedRun, resolve_run
+from grandmodel.evaluation.walk import RANGE, Outcome, Walk, with_range
 from grandmodel.train import train
 
 GOAL = 1_000_000  # base bars per minute
-
-
-@dataclass
-class Row:
-    name: str
-    stepping: float
-    ledger: float | None = None
-    summary: float | None = None
-
-    @property
-    def total(self) -> float:
-        return self.stepping + (self.ledger or 0.0) + (self.summary or 0.0)
-
-
-class ConstantActions(TensorDictModuleBase):
-    """Long, full entry, 1% stop, top risk level at every step: the env's cost with no policy."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.in_keys: list = []
-        self.actions = {
-            ("strategic", "action"): torch.tensor([2]),
-            ("tactical", "action"): torch.tensor([[1.0, 0.01, 1.0]]),
-            ("risk", "action"): torch.tensor([4]),
-        }
-        self.out_keys = list(self.actions)
-
-    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
-        for key, value in self.actions.items():
-            tensordict.set(key, value)
-        return tensordict
+RATIO = 7.0  # lean over the TorchRL path, same run
 
 
 def trained_run(folder: Path, full_size: bool) -> Path:
@@ -98,63 +74,49 @@ def backtest_config(run_dir: Path, days: int, outputs: Path) -> DictConfig:
     )
 
 
-def build_arena(run: TrainedRun, cfg: DictConfig, compile: bool) -> Arena:
-    """``grandmodel.backtest``'s arena over the whole data, its env eager or compiled."""
+def build_walk(run: TrainedRun, cfg: DictConfig, compile: bool) -> Walk:
+    """``grandmodel.backtest``'s walk over the whole data, its kernel eager or compiled."""
     model_cfg = model_config(run, cfg.get("data"), cfg.paths, cfg.initial_capital)
     model_cfg.env.compile = compile
-    return Arena(
-        model_cfg, with_range(market(run, model_cfg), cfg.start, cfg.end), RANGE, whole=True
-    )
+    return Walk(model_cfg, with_range(market(run, model_cfg), None, None), RANGE, whole=True)
 
 
-def timed_pass(arena: Arena, policy: TensorDictModuleBase, name: str) -> Row:
-    """``Arena.run``'s steps, each timed."""
-    arena.env.set_mode("eval", arena.split)
+def timed(walk: Walk, policy, lean: bool = True) -> tuple[float, Outcome]:
     start = time.perf_counter()
-    rollout, alive = run_policy(arena.env, policy, arena.steps)
-    stepped = time.perf_counter()
-    tables = ledger(rollout, alive.numpy(), arena.data, arena.costs)
-    booked = time.perf_counter()
-    arena.summary(tables)
-    return Row(name, stepped - start, booked - stepped, time.perf_counter() - booked)
+    outcome = walk.run(policy, tables=True, lean=lean)
+    return time.perf_counter() - start, outcome
 
 
-def bare_env(arena: Arena, policy: TensorDictModuleBase) -> Row:
-    """The env stepped ``arena.steps`` times with nothing kept (no rollout, no tables)."""
-    env = arena.env
-    env.set_mode("eval", arena.split)
+def warm_up(walk: Walk, policy: LeanPolicy) -> float:
+    """Seconds of a short untimed walk (where ``torch.compile`` compiles)."""
+    steps, walk.steps = walk.steps, 8
     start = time.perf_counter()
-    with torch.no_grad():
-        td = env.reset()
-        for _ in range(arena.steps):
-            _, td = env.step_and_maybe_reset(policy(td))
-    return Row("constant actions, bare step_and_maybe_reset loop", time.perf_counter() - start)
-
-
-def warm_up(arena: Arena, policy: TensorDictModuleBase, steps: int = 5) -> float:
-    """Seconds of a few untimed steps (where ``torch.compile`` compiles)."""
-    start = time.perf_counter()
-    run_policy(arena.env, policy, steps)
+    walk.run(policy)
+    walk.steps = steps
     return time.perf_counter() - start
 
 
-def seconds(value: float | None) -> str:
-    return "–" if value is None else f"{value:.2f}"
+def same_trades(a: Outcome, b: Outcome) -> bool:
+    x, y = a.ledger.trades, b.ledger.trades
+    if len(x) != len(y):
+        return False
+    money = ["entry_price", "exit_price", "pnl", "costs"]
+    equity = (a.ledger.decisions["equity"] - b.ledger.decisions["equity"]).abs().max()
+    cents = ((x[money] - y[money]).abs() < 0.005).all().all()
+    return bool(
+        cents and (x.drop(columns=money) == y.drop(columns=money)).all().all() and equity < 0.005
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--run", type=Path, help="a trained agent=marl run folder (default: train one)"
-    )
-    parser.add_argument(
-        "--days", type=int, default=725, help="synthetic trading days (1380 bars each)"
-    )
+    parser.add_argument("--run", type=Path, help="a trained agent=marl run (default: train one)")
+    parser.add_argument("--days", type=int, default=60, help="synthetic days (1380 bars each)")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
-    parser.add_argument("--no-compile", action="store_true", help="skip the env.compile=true row")
-    parser.add_argument("--quick", action="store_true", help="30 days, no compile: check it runs")
+    parser.add_argument("--no-compile", action="store_true", help="skip the env.compile rows")
+    parser.add_argument("--quick", action="store_true", help="10 days, no compile: check it runs")
     args = parser.parse_args()
-    days = 30 if args.quick else args.days
+    days = 10 if args.quick else args.days
     with tempfile.TemporaryDirectory(prefix="backtest-speed-") as folder:
         outputs = Path(folder)
         run_dir = args.run or trained_run(outputs, full_size=not args.quick)
@@ -164,47 +126,51 @@ def main() -> None:
         missing = {"strategic", "tactical", "risk"} - set(run.config.agent.learn)
         if missing:
             parser.error(f"--run {run_dir}: trained without {sorted(missing)}; use agent=marl")
-        arena = build_arena(run, cfg, compile=False)
-        _, policy = arena.trained(run)
-        rows = [
-            timed_pass(arena, policy, "trained policy (3 agents), eager env"),
-            timed_pass(arena, ConstantActions(), "constant actions, eager env"),
-            bare_env(arena, ConstantActions()),
-        ]
+        walk = build_walk(run, cfg, compile=False)
+        _, policy = trained_policy(walk, run)
+        lean = lean_policy(policy)
+        assert lean is not None
+        start = time.perf_counter()
+        onnx = onnx_policy(walk, run, lean, None)
+        exporting = time.perf_counter() - start
+        rows: list[tuple[str, float, Outcome]] = []
+        rows.append(("TorchRL path (run_policy), eager env", *timed(walk, policy, lean=False)))
+        rows.append(("lean walk, torch networks, eager kernel", *timed(walk, lean)))
+        rows.append(("lean walk, ONNX Runtime graphs, eager kernel", *timed(walk, onnx)))
         compiling = "not run"
         if not (args.quick or args.no_compile):
-            compiled = build_arena(run, cfg, compile=True)
-            try:
-                compiling = f"{warm_up(compiled, policy):.1f} s warm-up (compilation), not timed"
-                rows.append(
-                    timed_pass(compiled, policy, "trained policy (3 agents), env.compile=true")
-                )
-            except RuntimeError as exc:  # reported, not fatal: the eager rows stand
-                compiling = "failed: " + " ".join(str(exc).split())[-300:]
-    lo, _ = arena.data.splits[RANGE]
-    decisions = arena.steps
-    bars = int(arena.data.step_count[lo : lo + decisions].sum())
+            fused = build_walk(run, cfg, compile=True)
+            compiling = f"{warm_up(fused, lean) + warm_up(fused, onnx):.1f} s warm-up, untimed"
+            rows.append(("lean walk, torch networks, env.compile=true", *timed(fused, lean)))
+            rows.append(("lean walk, ONNX Runtime graphs, env.compile=true", *timed(fused, onnx)))
+    lo, _ = walk.data.splits[RANGE]
+    decisions = walk.steps
+    bars = int(walk.data.step_count[lo : lo + decisions].sum())
     print(
-        f"\n{days} synthetic days ({len(arena.data.base):,} one-minute bars), "
+        f"\n{days} synthetic days ({len(walk.data.base):,} one-minute bars), "
         f"model {args.run or 'agent=marl trained here on smoke data'}, "
         f"torch threads {torch.get_num_threads()}, one env, deterministic policy"
         + (" (--quick)" if args.quick else "")
+        + f"; load average {os.getloadavg()[0]:.1f} at the end"
     )
-    print(f"range: {decisions:,} decisions (5-minute steps) covering {bars:,} one-minute bars\n")
-    print("| row | stepping s | ledger s | summary s | total s | bars/minute | decisions/s |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for row in rows:
+    print(f"range: {decisions:,} decisions (5-minute steps) covering {bars:,} one-minute bars")
+    print(f"ONNX export for the pass: {exporting:.1f} s (not in the rows); compile: {compiling}\n")
+    base_s, base = rows[0][1], rows[0][2]
+    print("| row | seconds | bars/minute | decisions/s | × TorchRL path | trades | same trades |")
+    print("|---|---:|---:|---:|---:|---:|---|")
+    for name, seconds, outcome in rows:
         print(
-            f"| {row.name} | {seconds(row.stepping)} | {seconds(row.ledger)} | "
-            f"{seconds(row.summary)} | {seconds(row.total)} | {60 * bars / row.total:,.0f} | "
-            f"{decisions / row.total:,.0f} |"
+            f"| {name} | {seconds:.2f} | {60 * bars / seconds:,.0f} | {decisions / seconds:,.0f} | "
+            f"{base_s / seconds:.1f} | {len(outcome.ledger.trades)} | "
+            f"{'yes' if same_trades(base, outcome) else 'NO'} |"
         )
-    print(f"\nenv.compile=true: {compiling}")
-    trained = [rows[0], *rows[3:]]  # eager, and compiled when timed
-    rates = ", ".join(
-        f"{60 * bars / row.total:,.0f} ({row.name.split(', ')[-1]})" for row in trained
+    best = min(rows[1:], key=lambda row: row[1])
+    rate, ratio = 60 * bars / best[1], base_s / best[1]
+    print(
+        f"\nfastest: {best[0]}: {rate:,.0f} bars/minute (goal >= {GOAL:,}: "
+        f"{'met' if rate >= GOAL else 'missed'}), {ratio:.1f}x the TorchRL path "
+        f"(goal >= {RATIO:.0f}x: {'met' if ratio >= RATIO else 'missed'})"
     )
-    print(f"\nbars/minute of the backtest with the trained agents: {rates}; goal >= {GOAL:,}")
 
 
 if __name__ == "__main__":

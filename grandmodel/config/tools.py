@@ -16,7 +16,7 @@ from grandmodel.config.training import LoggerConfig
 class PolicyRuntime(StrEnum):
     """How the trained policy acts in an evaluation or backtest: ``torch`` (the lean walk of the
     run's networks), ``onnx`` (its graphs on ONNX Runtime: ``bundle``'s, else exported for the pass),
-    ``auto`` (``onnx`` when a bundle is given, else ``torch``)."""
+    ``auto`` (the fastest available: ``onnx`` where the run exports, else ``torch``)."""
 
     auto = "auto"
     torch = "torch"

@@ -201,3 +201,32 @@ def test_policy_torch_with_a_bundle_is_one_line_of_error(cli, trading_run) -> No
     )
     assert result.returncode == 2
     assert "bundle" in result.stderr and "policy=onnx" in result.stderr
+
+
+def test_a_backtest_runs_an_export_bundle_and_refuses_an_altered_one(cli, trading_run) -> None:
+    checkpoint, outputs = trading_run
+    bundle = outputs / "bundle"
+    exported = cli("grandmodel.export", f"run={checkpoint}", f"out={bundle}", "logger=csv")
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    results = {}
+    for name, extra in (("torch", ["policy=torch"]), ("bundle", [f"bundle={bundle}"])):
+        cfg = grandmodel.load_config(
+            [
+                f"run={checkpoint}",
+                *extra,
+                "logger=csv",
+                f"paths.outputs_dir={outputs}",
+                f"paths.output_dir={outputs}/bundle-{name}",
+            ],
+            config_name="backtest",
+        )
+        results[name] = run_backtest(cfg)["outcomes"]["trained"].ledger
+    assert len(results["torch"].trades) > 0
+    pd.testing.assert_frame_equal(results["torch"].trades, results["bundle"].trades)
+    graph = bundle / "risk.onnx"
+    graph.write_bytes(graph.read_bytes() + b"\0")
+    refused = cli(
+        "grandmodel.backtest", f"run={checkpoint}", f"bundle={bundle}", extra=["logger=csv"]
+    )
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("error: ") and "risk.onnx" in refused.stderr

@@ -39,6 +39,15 @@ def load_config(overrides: Sequence[str] = (), config_name: str = "train") -> Di
     return cfg
 
 
+def _is_number(override: str) -> bool:
+    value = override.split("=", 1)[1] if "=" in override else ""
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
 def compose_config(
     overrides: Sequence[str], config_name: str = "train", with_hydra: bool = False
 ) -> DictConfig:
@@ -54,6 +63,18 @@ def compose_config(
         raise ConfigError(describe(exc)) from None
     except AssertionError:  # OmegaConf, when a dotted override goes below a null node
         raise ConfigError(_below_null(overrides, config_name)) from None
+    except ValueError as exc:  # Hydra, e.g. a group choice the grammar reads as a number (x=nan)
+        group = next(
+            (
+                o.split("=", 1)[0]
+                for o in overrides
+                if ("=" in o and o.split("=", 1)[1] in ("nan", "inf", "-inf")) or _is_number(o)
+            ),
+            "override",
+        )
+        raise ConfigError(
+            f"{group}: {exc}; expected the name of one of its configs (quote a name that reads as a number)"
+        ) from None
     _check_added_keys(parsed, cfg)
     if not with_hydra:
         with open_dict(cfg):

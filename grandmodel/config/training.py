@@ -162,7 +162,7 @@ class CallbacksConfig:
 
 @dataclass
 class FaultsConfig:
-    """Fault injection for tests and drills (``debug=nan``, ``debug=kill``): a NaN in a batch's
+    """Fault injection for tests and drills (``debug=nan_batch``, ``debug=kill``): a NaN in a batch's
     rewards, or SIGKILL of the process after a batch or halfway through writing a checkpoint."""
 
     nan_at_batch: int | None = None

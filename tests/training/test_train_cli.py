@@ -64,7 +64,7 @@ def test_training_on_a_csv_file(cli, outputs: Path, tmp_path: Path) -> None:
 def test_a_nan_in_a_batch_stops_cleanly_and_keeps_the_last_good_checkpoint(
     cli, outputs: Path
 ) -> None:
-    result = cli("grandmodel.train", "experiment=smoke", "debug=nan")
+    result = cli("grandmodel.train", "experiment=smoke", "debug=nan_batch")
     assert result.returncode == 3, result.stderr[-3000:]
     lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "training stopped" in lines[0] and "non-finite" in lines[0], (

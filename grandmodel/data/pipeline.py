@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -24,6 +25,7 @@ import torch
 from grandmodel.config import typed
 from grandmodel.config.base import timedelta_of
 from grandmodel.config.data import DataConfig, FileFormat, Source
+from grandmodel.console import progress
 from grandmodel.data.alignment import align, chronological_splits
 from grandmodel.data.features import (
     FEATURES,
@@ -39,6 +41,8 @@ from grandmodel.data.sources import add_sources, observed
 from grandmodel.data.ticks import read_ticks, ticks_to_bars
 from grandmodel.data.timeframes import TIMEFRAMES, bar_sizes, periods_per_year
 from grandmodel.errors import DataError
+
+log = logging.getLogger(__name__)
 
 FEATURE_VERSION = 3  # 2: k-day bars count trading days; 3: order-book and calendar columns
 
@@ -64,10 +68,16 @@ def prepare(
     data_cfg: DataConfig, cache_dir: Path, norm: dict[str, NormStats] | None = None
 ) -> tuple[Tables, MarketData]:
     """Prepared tables and ``MarketData``; the tables are cached only once everything has passed."""
-    tables = load_tables(data_cfg, cache_dir)
-    data = assemble(tables, data_cfg, norm)
-    if tables.info["cache"] == "miss":
-        _write_cache(cache_dir / tables.info["key"], tables.frames, tables.info)
+    with progress(2, f"preparing data={data_cfg.name}", log) as advance:
+        tables = load_tables(data_cfg, cache_dir)
+        bars = len(tables.frames["base"])
+        hit = "from the cache" if tables.info.get("cache") == "hit" else "read and computed"
+        advance(f"{bars:,} base bars {hit} ({tables.info.get('source', 'data')})")
+        data = assemble(tables, data_cfg, norm)
+        if tables.info["cache"] == "miss":
+            _write_cache(cache_dir / tables.info["key"], tables.frames, tables.info)
+        steps = {name: hi - lo for name, (lo, hi) in data.splits.items()}
+        advance(f"aligned, split and normalised: decisions per split {steps}")
     return tables, data
 
 

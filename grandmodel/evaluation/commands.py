@@ -4,6 +4,7 @@ as a tracking run nested under the training run."""
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from omegaconf import DictConfig
 from tensordict.nn import TensorDictSequential
 
 from grandmodel.config import validate
-from grandmodel.console import make_console
+from grandmodel.console import make_console, progress
 from grandmodel.data.market_data import MarketData
 from grandmodel.errors import GrandModelError
 from grandmodel.evaluation.comparison import (
@@ -21,6 +22,7 @@ from grandmodel.evaluation.comparison import (
     contributions,
     market,
     model_config,
+    passes,
     trained_policy,
 )
 from grandmodel.evaluation.lean import LeanPolicy, lean_policy
@@ -30,6 +32,8 @@ from grandmodel.evaluation.runs import TrainedRun, resolve_run
 from grandmodel.evaluation.walk import RANGE, Outcome, Walk, stamp, with_range
 from grandmodel.evaluation.walk_forward import walk_forward
 from grandmodel.tracking import count_training_runs, record_child_run
+
+log = logging.getLogger(__name__)
 
 
 def _trained_run(cfg: DictConfig) -> TrainedRun:
@@ -85,9 +89,11 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
     model_cfg = model_config(run, cfg.get("data"), cfg.paths)
     walk = Walk(model_cfg, market(run, model_cfg), str(cfg.split), int(cfg.episodes))
     learners, policy = _trained_policy(cfg, walk, run)
-    outcomes = compare(walk, run, policy)
-    trained = outcomes["trained"]
-    contrib = contributions(walk, run, learners if cfg.counterfactual else {}, trained, policy)
+    counterfactual = learners if cfg.counterfactual else {}
+    with progress(passes(walk, counterfactual), f"walking the {cfg.split} split", log) as advance:
+        outcomes = compare(walk, run, policy, advance)
+        trained = outcomes["trained"]
+        contrib = contributions(walk, run, counterfactual, trained, policy, advance)
     folder = Path(cfg.paths.output_dir)
     episodes = len(trained.episode_rewards["strategic"])
     inputs = ReportInputs(
@@ -144,7 +150,8 @@ def run_backtest(cfg: DictConfig) -> dict[str, Any]:
     data, split = backtest_range(market(run, model_cfg), cfg.range, cfg.start, cfg.end)
     walk = Walk(model_cfg, data, split, whole=True)
     _, policy = _trained_policy(cfg, walk, run)
-    outcomes = compare(walk, run, policy)
+    with progress(passes(walk), "backtest", log) as advance:
+        outcomes = compare(walk, run, policy, advance)
     files = write_tables(outcomes["trained"], folder)
     d = outcomes["trained"].ledger.decisions
     span = f"{d['time'].iloc[0]:%Y-%m-%d %H:%M} to {d['time'].iloc[-1]:%Y-%m-%d %H:%M}"

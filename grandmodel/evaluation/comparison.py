@@ -12,6 +12,7 @@ from torch import nn
 
 from grandmodel.agents import group_specs
 from grandmodel.config.env import ROLES
+from grandmodel.console import Advance
 from grandmodel.data.market_data import MarketData
 from grandmodel.data.pipeline import prepare_data
 from grandmodel.env.baselines import baseline_policy, joint_baseline
@@ -104,17 +105,29 @@ class RegimeOracle(nn.Module):
 
 
 def compare(
-    walk: Walk, run: TrainedRun, trained: TensorDictSequential | LeanPolicy
+    walk: Walk,
+    run: TrainedRun,
+    trained: TensorDictSequential | LeanPolicy,
+    advance: Advance | None = None,
 ) -> dict[str, Outcome]:
     """The trained policy and every baseline (and the oracle, on synthetic data) on the same
-    windows, each with its tables."""
+    windows, each with its tables; ``advance(name)`` after each pass (see :func:`passes`)."""
+    advance = advance or (lambda name: None)
     outcomes = {"trained": walk.run(trained, tables=True)}
+    advance("trained")
     for name in BASELINES:
         outcomes[name] = walk.run(baseline(walk, name, run), tables=True)
+        advance(name)
     regime = oracle(walk, run)
     if regime is not None:
         outcomes["oracle"] = walk.run(regime, tables=True)
+        advance("oracle")
     return outcomes
+
+
+def passes(walk: Walk, learners: dict | None = None) -> int:
+    """How many walks :func:`compare` (and :func:`contributions` with ``learners``) make."""
+    return 1 + len(BASELINES) + (walk.data.regime is not None) + len(learners or {})
 
 
 def contributions(
@@ -123,6 +136,7 @@ def contributions(
     learners: dict,
     trained: Outcome,
     policy: TensorDictSequential | LeanPolicy,
+    advance: Advance | None = None,
 ) -> dict[str, dict[str, float]]:
     """Per agent: its episode rewards against the total (mean, spread, correlation), plus the
     counterfactual: the same windows with one learning agent of ``policy`` (the trained policy,
@@ -143,6 +157,8 @@ def contributions(
             parts = zip(ROLES, policy.module, strict=True)
             replaced = TensorDictSequential(*(rule if r == role else m for r, m in parts))
         counterfactual = walk.run(replaced, tables=True)
+        if advance is not None:
+            advance(f"without the {role} agent")
         out[role]["delta_pnl"] = trained.metrics["net_pnl"] - counterfactual.metrics["net_pnl"]
         out[role]["delta_sharpe"] = trained.metrics["sharpe"] - counterfactual.metrics["sharpe"]
     return out

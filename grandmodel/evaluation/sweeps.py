@@ -10,6 +10,7 @@ and the Deflated Sharpe Ratio of the best trial given the number of trials.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from rich.table import Table
 
@@ -29,6 +31,7 @@ from grandmodel.evaluation.statistics import deflated_sharpe_ratio
 from grandmodel.tracking import LocalRecord, Tracker, finished_trial, git_commit
 
 TRIALS = "trials"
+log = logging.getLogger(__name__)
 
 
 class SweepTracking(Callback):
@@ -60,6 +63,15 @@ class SweepTracking(Callback):
             },
             params=params,
         )
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """One line per trial as it starts (the sweep's progress; Hydra's launcher owns the loop)."""
+        if config.hydra.mode != RunMode.MULTIRUN:
+            return
+        total = OmegaConf.select(config, "hydra.sweeper.n_trials")
+        of = f" of {total}" if total else ""
+        overrides = " ".join(config.hydra.overrides.task)
+        log.info("trial %s%s starting: %s", config.hydra.job.num, of, overrides)
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         hydra_cfg = job_return.hydra_cfg.hydra if job_return.hydra_cfg else None

@@ -3,6 +3,7 @@ of the longest look-back), tested out of sample; the out-of-sample windows are t
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
 from grandmodel.config.root import RootConfig
+from grandmodel.console import progress
 from grandmodel.errors import GrandModelError
 from grandmodel.evaluation.comparison import compare, market, model_config, trained_policy
 from grandmodel.evaluation.metrics import performance_summary
@@ -26,6 +28,9 @@ FOLD_SPLITS = {
     "val": 0.15,
     "test": 0.05,
 }  # of each fold's training data; its test is the next window
+
+
+log = logging.getLogger(__name__)
 
 
 def walk_forward(
@@ -43,35 +48,37 @@ def walk_forward(
     tz = str(full.meta["timezone"])
     per_fold: list[dict[str, Outcome]] = []
     rows = []
-    for i in range(folds):
-        lo, hi = int(edges[i + 1]) + embargo, int(edges[i + 2])
-        if hi - lo < 2:
-            raise GrandModelError(
-                f"walk_forward.folds={folds}: fold {i} has no test window after the embargo; use fewer folds or more data"
+    with progress(folds, "walk-forward folds", log) as advance:
+        for i in range(folds):
+            lo, hi = int(edges[i + 1]) + embargo, int(edges[i + 2])
+            if hi - lo < 2:
+                raise GrandModelError(
+                    f"walk_forward.folds={folds}: fold {i} has no test window after the embargo; use fewer folds or more data"
+                )
+            train_end = str(pd.Timestamp(int(known[edges[i + 1] - 1]), tz="UTC").tz_convert(tz))
+            fold_run = (
+                resolve_run(cfg.walk_forward.runs[i])
+                if cfg.walk_forward.runs
+                else _train_fold(model_cfg, train_end, folder / f"fold{i}", cfg, console)
             )
-        train_end = str(pd.Timestamp(int(known[edges[i + 1] - 1]), tz="UTC").tz_convert(tz))
-        fold_run = (
-            resolve_run(cfg.walk_forward.runs[i])
-            if cfg.walk_forward.runs
-            else _train_fold(model_cfg, train_end, folder / f"fold{i}", cfg, console)
-        )
-        fold_cfg = model_config(fold_run, cfg.get("data"), cfg.paths, cfg.initial_capital)
-        data = market(fold_run, fold_cfg)
-        data = replace(data, splits={**data.splits, RANGE: (lo, hi)})
-        walk = Walk(fold_cfg, data, RANGE, whole=True)
-        _, policy = trained_policy(walk, fold_run)
-        outcomes = compare(walk, fold_run, policy)
-        write_tables(outcomes["trained"], folder, prefix=f"fold{i}_")
-        per_fold.append(outcomes)
-        rows.append(
-            {
-                "fold": i,
-                "trained_until": train_end[:16],
-                "test_from": stamp(known[lo], tz),
-                "test_to": stamp(known[hi - 1], tz),
-                **{f"{k}_sharpe": o.metrics["sharpe"] for k, o in outcomes.items()},
-            }
-        )
+            fold_cfg = model_config(fold_run, cfg.get("data"), cfg.paths, cfg.initial_capital)
+            data = market(fold_run, fold_cfg)
+            data = replace(data, splits={**data.splits, RANGE: (lo, hi)})
+            walk = Walk(fold_cfg, data, RANGE, whole=True)
+            _, policy = trained_policy(walk, fold_run)
+            outcomes = compare(walk, fold_run, policy)
+            write_tables(outcomes["trained"], folder, prefix=f"fold{i}_")
+            per_fold.append(outcomes)
+            rows.append(
+                {
+                    "fold": i,
+                    "trained_until": train_end[:16],
+                    "test_from": stamp(known[lo], tz),
+                    "test_to": stamp(known[hi - 1], tz),
+                    **{f"{k}_sharpe": o.metrics["sharpe"] for k, o in outcomes.items()},
+                }
+            )
+            advance(f"fold {i}: trained until {train_end[:16]}, tested to {rows[-1]['test_to']}")
     pooled = {
         name: _pooled([f[name] for f in per_fold], walk.periods_per_year) for name in per_fold[0]
     }

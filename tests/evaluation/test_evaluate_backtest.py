@@ -64,6 +64,9 @@ def test_evaluate_writes_the_report_and_a_nested_mlflow_run(cli, trained) -> Non
         "decisions.csv",
     ):
         assert (evaluation / name).is_file() and (evaluation / name).stat().st_size > 0, name
+    log = (evaluation / "evaluate.log").read_text()  # the progress, pass by pass, is in the log
+    assert "preparing data=" in log and "walking the test split 1/" in log
+    assert "without the risk agent" in log, "the counterfactual passes are counted too"
     report = (evaluation / "report.md").read_text()
     for section in (
         "Performance summary",

@@ -37,7 +37,9 @@ def pareto(cfg: DictConfig) -> dict[str, Any]:
         )
     missing = [m for m in metrics if table[m].isna().all()]
     if missing:
-        raise GrandModelError(f"metrics: no run of experiment {cfg.mlflow_experiment} has {missing[0]!r}")
+        raise GrandModelError(
+            f"metrics: no run of experiment {cfg.mlflow_experiment} has {missing[0]!r}"
+        )
     front = non_dominated(table[metrics].to_numpy(), directions)
     folder = Path(cfg.paths.output_dir)
     folder.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from grandmodel.data.loader import _Locator, _normal, _numbers, _read_table, _timestamps
+from grandmodel.data.loader import _Locator, _normal, _numbers, _timestamps, open_source
 from grandmodel.errors import DataError
 
 BOOK_FEATURES = ("spread_pct", "depth", "imbalance", "microprice_pct")
@@ -29,12 +29,7 @@ TOP_ALIASES = {
 def read_book(path: str | Path, *, timezone: str) -> pd.DataFrame:
     """Validated snapshots: ``timestamp`` and ``bid_price_k, bid_size_k, ask_price_k, ask_size_k``."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found; expected a CSV or Parquet file of book snapshots")
-    raw = _read_table(path)
-    where = _Locator(path, csv=path.suffix.lower() not in (".parquet", ".pq"))
-    if raw.empty:
-        raise DataError(f"{path}: no rows (expected a header and book snapshots)")
+    raw, where = open_source(path, "a CSV or Parquet file of book snapshots", "book snapshots")
     names = {_normal(c): c for c in raw.columns}
     names |= {level: names[top] for top, level in TOP_ALIASES.items() if top in names}
     levels = sorted(int(m.group(1)) for n in names if (m := re.fullmatch(r"bid_price_(\d+)", n)))

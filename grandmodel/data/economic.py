@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from grandmodel.data.loader import _Locator, _normal, _numbers, _read_table, _timestamps
+from grandmodel.data.loader import _normal, _numbers, _timestamps, open_source
 from grandmodel.errors import DataError
 
 EVENT_COLUMNS = ("release_time", "name", "actual", "forecast")
@@ -25,12 +25,7 @@ HOUR_NS = 3_600_000_000_000
 def read_events(path: str | Path, *, timezone: str, names: list[str] | None = None) -> pd.DataFrame:
     """Validated releases sorted by time (``names``: keep only these indicators)."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found; expected a CSV or Parquet economic calendar")
-    raw = _read_table(path)
-    where = _Locator(path, csv=path.suffix.lower() not in (".parquet", ".pq"))
-    if raw.empty:
-        raise DataError(f"{path}: no rows (expected a header and releases)")
+    raw, where = open_source(path, "a CSV or Parquet economic calendar", "releases")
     columns = {_normal(c): c for c in raw.columns}
     for name in EVENT_COLUMNS:
         if name not in columns:

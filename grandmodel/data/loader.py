@@ -29,6 +29,19 @@ DATE_ALIASES = ("date", "day", "trade_date")
 TIME_ALIASES = ("time", "clock", "bar_time")
 
 
+def open_source(path: Path, what: str, rows: str) -> tuple[pd.DataFrame, _Locator]:
+    """The raw table of a CSV or Parquet source and the locator its messages name rows with;
+    one line when it is a folder, missing or empty (``what``: the file expected, ``rows``: its rows)."""
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder; expected {what}")
+    if not path.is_file():
+        raise DataError(f"{path}: file not found; expected {what}")
+    raw = _read_table(path)
+    if raw.empty:
+        raise DataError(f"{path}: no rows (expected a header and {rows})")
+    return raw, _Locator(path, csv=path.suffix.lower() not in (".parquet", ".pq"))
+
+
 def read_ohlcv(
     path: str | Path,
     *,
@@ -45,14 +58,7 @@ def read_ohlcv(
     dict of how many rows each policy removed.
     """
     path = Path(path)
-    if path.is_dir():
-        raise DataError(f"{path}: is a folder; expected an OHLCV CSV or Parquet file")
-    if not path.is_file():
-        raise DataError(f"{path}: file not found; expected an OHLCV CSV or Parquet file")
-    raw = _read_table(path)
-    where = _Locator(path, csv=path.suffix.lower() not in (".parquet", ".pq"))
-    if raw.empty:
-        raise DataError(f"{path}: no rows (expected a header and OHLCV bars)")
+    raw, where = open_source(path, "an OHLCV CSV or Parquet file", "OHLCV bars")
     frame = pd.DataFrame({"timestamp": _timestamps(raw, path, where, timezone)})
     columns = _map_columns(raw.columns, path)
     for name in OHLCV:

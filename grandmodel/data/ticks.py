@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from grandmodel.data.loader import _Locator, _normal, _numbers, _read_table, _timestamps
+from grandmodel.data.loader import _Locator, _normal, _numbers, _timestamps, open_source
 from grandmodel.errors import DataError
 
 TICK_COLUMNS = ("timestamp", "price", "size")
@@ -32,12 +32,7 @@ BAR_COLUMNS = ("open", "high", "low", "close", "volume", "trades", "signed_volum
 def read_ticks(path: str | Path, *, timezone: str, on_unsorted: str = "error") -> pd.DataFrame:
     """Validated trades: ``timestamp`` (tz-aware), ``price``, ``size``, ``sign`` (+1 / -1 / 0)."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found; expected a CSV or Parquet file of trades")
-    raw = _read_table(path)
-    where = _Locator(path, csv=path.suffix.lower() not in (".parquet", ".pq"))
-    if raw.empty:
-        raise DataError(f"{path}: no rows (expected a header and trades)")
+    raw, where = open_source(path, "a CSV or Parquet file of trades", "trades")
     normal = {_normal(c): c for c in raw.columns}
     found = {
         name: next((normal[a] for a in aliases if a in normal), None)

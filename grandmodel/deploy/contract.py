@@ -211,6 +211,10 @@ def build_metadata(
         "instrument": OmegaConf.to_container(env.contract, resolve=True),
         "costs": OmegaConf.to_container(env.costs, resolve=True),
         "initial_capital": float(env.initial_capital),
+        # every env and reward setting of the run, so a consumer (the paper loop's broker and risk
+        # features) reproduces the training market exactly, not only the contract and costs
+        "env": OmegaConf.to_container(env, resolve=True),
+        "reward": OmegaConf.to_container(cfg.reward, resolve=True),
         "training": training,
         "normalisation": {
             "file": NORM_FILE,

@@ -45,6 +45,11 @@ def test_bundle_holds_every_file_with_its_hash_and_the_contract(exported: Export
     shipped = graphs | {"norm_stats.json", "parity.json", "production.yaml"}
     assert {p.name for p in bundle.iterdir()} == shipped | {"metadata.json"}
     assert meta["files"] == {name: _sha(bundle / name) for name in sorted(shipped)}
+    # every env and reward setting of the run ships, so the paper broker rebuilds the same market
+    assert {"var_window", "vol_halflife", "win_rate_alpha", "sizing", "max_leverage"} <= set(
+        meta["env"]
+    )
+    assert meta["env"]["contract"] == meta["instrument"] and "profit_weight" in meta["reward"]
 
     roles = meta["roles"]
     strategic, tactical, risk = roles["strategic"], roles["tactical"], roles["risk"]

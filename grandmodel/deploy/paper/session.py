@@ -44,7 +44,10 @@ CONFIDENCE_DRAWS = 8  # perturbed copies of each observation (see decision_confi
 
 
 def bundle_env(env: EnvConfig, metadata: dict[str, Any]) -> EnvConfig:
-    """The env settings the bundle was trained with (its contract, costs and sizing)."""
+    """The env settings the bundle was trained with: all of them when the bundle ships them
+    (``metadata["env"]``), else its contract, costs and sizing over ``env``."""
+    if "env" in metadata:
+        return typed(metadata["env"], EnvConfig)
     c = metadata["combination"]
     return replace(
         env,
@@ -109,7 +112,7 @@ class PaperSession:
             sizes["tactical"], float(inst.session_hours), int(inst.trading_days)
         )
         self.broker = SimulatedBroker(
-            env, typed(cfg.reward, RewardConfig), int(sizes["tactical"] / sizes["base"]),
+            env, typed(md.get("reward", cfg.reward), RewardConfig), int(sizes["tactical"] / sizes["base"]),
             self.periods_per_year, env.vol_halflife, s.latency_bars,
         )  # fmt: skip
         self.gate = RiskGate(s.risk, self.tz)

@@ -42,6 +42,7 @@ COMPOSITION = [
     ("train", ["+seed=3"], "seed", "without '+'"),
     ("train", ["data.synthetic.generator=foo"], "data.synthetic.generator", "choices: monte_carlo"),
     ("train", ["agent=agent_schema"], "agent", "'agent_schema' is not an option"),
+    ("train", ["debug=nan"], "debug", "quote a name that reads as a number"),
     ("train", ["seed=-1"], "seed", "must be >= 0"),
     ("train", ["seed=null"], "seed", "null is not allowed"),
     ("train", ["data.timeframes.base=7q"], "data.timeframes.base", "'7q'"),

@@ -63,15 +63,10 @@ def compose_config(
         raise ConfigError(describe(exc)) from None
     except AssertionError:  # OmegaConf, when a dotted override goes below a null node
         raise ConfigError(_below_null(overrides, config_name)) from None
+    except ConfigError:  # already one line (a ValueError too: let it through as it is)
+        raise
     except ValueError as exc:  # Hydra, e.g. a group choice the grammar reads as a number (x=nan)
-        group = next(
-            (
-                o.split("=", 1)[0]
-                for o in overrides
-                if ("=" in o and o.split("=", 1)[1] in ("nan", "inf", "-inf")) or _is_number(o)
-            ),
-            "override",
-        )
+        group = next((o.split("=", 1)[0] for o in overrides if _is_number(o)), "override")
         raise ConfigError(
             f"{group}: {exc}; expected the name of one of its configs (quote a name that reads as a number)"
         ) from None

@@ -1,6 +1,7 @@
 """A trained run beside its baselines: the run's config and data, the policies to compare (trained,
-rule-based baselines, the regime oracle on synthetic data) and the counterfactual contribution of
-each learning agent. Every policy is walked by the same :class:`~grandmodel.evaluation.walk.Walk`.
+rule-based baselines; on synthetic regime data the regime oracle, which sees the true regime, and
+the regime filter, the best guess of it from returns) and the counterfactual contribution of each
+learning agent. Every policy is walked by the same :class:`~grandmodel.evaluation.walk.Walk`.
 """
 
 from __future__ import annotations
@@ -11,14 +12,18 @@ from tensordict.nn import TensorDictModule, TensorDictSequential
 from torch import nn
 
 from grandmodel.agents import group_specs
+from grandmodel.config import typed
+from grandmodel.config.data import DataConfig, Generator, Source
 from grandmodel.config.env import ROLES
 from grandmodel.console import Advance
 from grandmodel.data.market_data import MarketData
 from grandmodel.data.pipeline import prepare_data
 from grandmodel.env.baselines import baseline_policy, joint_baseline
+from grandmodel.env.execution import CostModel
 from grandmodel.errors import GrandModelError
 from grandmodel.evaluation.lean import LeanPolicy, lean_actor
 from grandmodel.evaluation.metrics import contribution_stats
+from grandmodel.evaluation.regime_filter import RegimeFilter, RegimeModel, filter_actions
 from grandmodel.evaluation.runs import TrainedRun
 from grandmodel.evaluation.walk import Outcome, Walk
 from grandmodel.training.policies import baseline_params, restore_policy
@@ -69,27 +74,58 @@ def trained_policy(walk: Walk, run: TrainedRun) -> tuple[dict, TensorDictSequent
     return restore_policy(run.checkpoint, group_specs(walk.env), walk.data.strategic.feature_names)
 
 
-def baseline(walk: Walk, name: str, run: TrainedRun) -> TensorDictSequential:
-    """The :data:`BASELINES` entry ``name`` with the run's baseline parameters."""
+def baseline(walk: Walk, name: str, run: TrainedRun | None = None) -> TensorDictSequential:
+    """The :data:`BASELINES` entry ``name`` with the baseline parameters of ``run`` (default: of
+    ``walk``'s config)."""
     features = walk.data.strategic.feature_names
-    return joint_baseline(features, BASELINES[name], baseline_params(run.config))
+    params = baseline_params(run.config if run is not None else walk.cfg)
+    return joint_baseline(features, BASELINES[name], params)
 
 
-def oracle(walk: Walk, run: TrainedRun) -> TensorDictSequential | None:
+def oracle(walk: Walk) -> TensorDictSequential | None:
     """Knows the true regime (synthetic data): long in up-trends, short in down-trends, else flat."""
     if walk.data.regime is None:
         return None
-    params = baseline_params(run.config)
-    steps = [
-        TensorDictModule(
-            RegimeOracle(walk.data.regime),
-            in_keys=[("info", "t")],
-            out_keys=[("strategic", "action")],
-        ),
+    return _with_rule_roles(walk, RegimeOracle(walk.data.regime))
+
+
+def regime_filter(walk: Walk) -> TensorDictSequential | None:
+    """Trades the Hamilton filter's posterior of the regime from returns known at each decision
+    (:mod:`~grandmodel.evaluation.regime_filter`), on data of the ``regime`` generator only (whose
+    parameters it knows): long when the expected drift until the regime ends exceeds a round
+    trip's costs at the decision's close, short when below its negative, else flat."""
+    model = filter_model(walk)
+    if model is None:
+        return None
+    close = walk.data.tactical.close
+    costs = CostModel.from_config(walk.cfg.env.costs, walk.cfg.env.contract)
+    round_trip = 2.0 * costs.per_contract(close) / (close * costs.multiplier)
+    actions, _ = filter_actions(walk.data, model, round_trip.numpy())
+    return _with_rule_roles(walk, RegimeFilter(actions))
+
+
+def filter_model(walk: Walk) -> RegimeModel | None:
+    """The hidden Markov model of ``walk``'s market: on ``regime``-generator data only."""
+    data_cfg = typed(walk.cfg.data, DataConfig)
+    synthetic = data_cfg.source == Source.synthetic
+    if (
+        walk.data.regime is None
+        or not synthetic
+        or data_cfg.synthetic.generator != Generator.regime
+    ):
+        return None
+    return RegimeModel.from_config(data_cfg.synthetic)
+
+
+def _with_rule_roles(walk: Walk, strategic: nn.Module) -> TensorDictSequential:
+    """``strategic`` (reading the decision ``("info", "t")``) with the tactical baseline's full entry
+    and the fixed risk level: the regime policies differ only in what they know."""
+    params = baseline_params(walk.cfg)
+    return TensorDictSequential(
+        TensorDictModule(strategic, in_keys=[("info", "t")], out_keys=[("strategic", "action")]),
         baseline_policy("tactical", "full_entry", **params["tactical"]),
         baseline_policy("risk", "fixed", **params["risk"]),
-    ]
-    return TensorDictSequential(*steps)
+    )
 
 
 class RegimeOracle(nn.Module):
@@ -104,30 +140,37 @@ class RegimeOracle(nn.Module):
         return torch.where(regime == 0, 2, torch.where(regime == 1, 0, 1)).to(torch.int64)
 
 
+def references(walk: Walk) -> dict[str, TensorDictSequential]:
+    """Every policy a trained one is compared with on ``walk``: :data:`BASELINES`, then the regime
+    oracle and the regime filter where the data allow them."""
+    out = {name: baseline(walk, name) for name in BASELINES}
+    for name, policy in (("oracle", oracle(walk)), ("regime_filter", regime_filter(walk))):
+        if policy is not None:
+            out[name] = policy
+    return out
+
+
 def compare(
     walk: Walk,
     run: TrainedRun,
     trained: TensorDictSequential | LeanPolicy,
     advance: Advance | None = None,
 ) -> dict[str, Outcome]:
-    """The trained policy and every baseline (and the oracle, on synthetic data) on the same
-    windows, each with its tables; ``advance(name)`` after each pass (see :func:`passes`)."""
+    """The trained policy and every :func:`references` policy on the same windows, each with its
+    tables; ``advance(name)`` after each pass (see :func:`passes`)."""
     advance = advance or (lambda name: None)
     outcomes = {"trained": walk.run(trained, tables=True)}
     advance("trained")
-    for name in BASELINES:
-        outcomes[name] = walk.run(baseline(walk, name, run), tables=True)
+    for name, policy in references(walk).items():
+        outcomes[name] = walk.run(policy, tables=True)
         advance(name)
-    regime = oracle(walk, run)
-    if regime is not None:
-        outcomes["oracle"] = walk.run(regime, tables=True)
-        advance("oracle")
     return outcomes
 
 
 def passes(walk: Walk, learners: dict | None = None) -> int:
     """How many walks :func:`compare` (and :func:`contributions` with ``learners``) make."""
-    return 1 + len(BASELINES) + (walk.data.regime is not None) + len(learners or {})
+    regime = (walk.data.regime is not None) + (filter_model(walk) is not None)
+    return 1 + len(BASELINES) + regime + len(learners or {})
 
 
 def contributions(
@@ -145,6 +188,7 @@ def contributions(
     out = contribution_stats(trained.episode_rewards, total)
     base = run.config.agent.baselines
     params = baseline_params(run.config)
+    replaced: dict[str, TensorDictSequential | LeanPolicy] = {}
     for role in learners:
         rule = baseline_policy(
             role, str(base[role]), walk.data.strategic.feature_names, **params.get(role, {})
@@ -152,11 +196,12 @@ def contributions(
         if isinstance(policy, dict):
             actor = lean_actor(rule)
             assert actor is not None  # every baseline is a plain module
-            replaced: TensorDictSequential | LeanPolicy = {**policy, role: actor[1]}
+            replaced[role] = {**policy, role: actor[1]}
         else:
             parts = zip(ROLES, policy.module, strict=True)
-            replaced = TensorDictSequential(*(rule if r == role else m for r, m in parts))
-        counterfactual = walk.run(replaced, tables=True)
+            replaced[role] = TensorDictSequential(*(rule if r == role else m for r, m in parts))
+    counterfactuals = walk.run_many(replaced, tables=True)  # one batched walk
+    for role, counterfactual in counterfactuals.items():
         if advance is not None:
             advance(f"without the {role} agent")
         out[role]["delta_pnl"] = trained.metrics["net_pnl"] - counterfactual.metrics["net_pnl"]

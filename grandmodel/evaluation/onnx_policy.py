@@ -1,8 +1,9 @@
 """The trained run's policy on ONNX Runtime, for the lean walk (``policy=onnx`` of
 ``grandmodel.evaluate`` and ``grandmodel.backtest``).
 
-The graphs are an export bundle's (``bundle=``, hashes verified) or the run's heads exported to a
-temporary folder. They take raw feature windows (normalisation inside the graph), so the strategic
+The graphs are an export bundle's (``bundle=``, hashes verified) or the run's heads exported once
+into ``<paths.cache_dir>/onnx/<key>/``, the key a hash of everything the graphs are made of (see
+:func:`_cache_key`), so a second evaluation or backtest of the same checkpoint skips the export. They take raw feature windows (normalisation inside the graph), so the strategic
 and tactical graphs act on every step at once from the decision index; the risk graph reads the
 env's portfolio observation step by step. Roles without a graph (a rule such as the random
 baseline) keep the torch actor.
@@ -10,6 +11,9 @@ baseline) keep the torch actor.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -100,25 +104,55 @@ def onnx_policy(
 
 
 def _exported(walk: Walk, run: TrainedRun) -> dict[str, ort.InferenceSession]:
-    """The run's heads exported to a temporary folder and loaded (one intra-op thread each)."""
+    """The run's heads as ONNX Runtime sessions (one intra-op thread each), exported on the first
+    use and then read from the cache folder."""
     require_trained_policy(run)
     groups = group_specs(walk.env)
     features = {frame: getattr(walk.data, frame).feature_names for frame in FRAMES}
-    heads = build_heads(run.checkpoint, groups, run.norm, features)
+    shapes = {role: tuple(groups[role].observation_spec.shape) for role in ROLES}
+    folder = Path(walk.cfg.paths.cache_dir) / "onnx" / _cache_key(run, features, shapes)
+    if not (folder / "roles.json").is_file():
+        _export_into(folder, run, groups, features, shapes)
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
     options.log_severity_level = 3
-    sessions = {}
-    with tempfile.TemporaryDirectory(prefix="grandmodel-onnx-") as folder:
-        for role, head in heads.items():
-            if head.module is None:
-                continue
-            shape = tuple(groups[role].observation_spec.shape)
-            path = export_onnx(head, shape, Path(folder), ExportSettings().opset)
-            sessions[role] = ort.InferenceSession(
-                str(path), options, providers=["CPUExecutionProvider"]
-            )
-    return sessions
+    roles = json.loads((folder / "roles.json").read_text())
+    return {
+        role: ort.InferenceSession(
+            str(folder / f"{role}.onnx"), options, providers=["CPUExecutionProvider"]
+        )
+        for role in roles
+    }
+
+
+def _cache_key(run: TrainedRun, features: dict, shapes: dict) -> str:
+    """SHA-256 (first 16 hex digits) of the checkpoint file, the normalisation statistics, the
+    feature names, the input shapes, the opset and the torch version."""
+    digest = hashlib.sha256(run.checkpoint_path.read_bytes())
+    norm = {role: stats.to_dict() for role, stats in sorted(run.norm.items())}
+    context = [norm, features, shapes, ExportSettings().opset, torch.__version__]
+    digest.update(json.dumps(context, sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:16]
+
+
+def _export_into(folder: Path, run: TrainedRun, groups, features: dict, shapes: dict) -> None:
+    """Export the heads into a temporary sibling folder, then rename it to ``folder`` (a reader
+    never sees half an export; of two writers at once, one rename wins and both are whole)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    heads = build_heads(run.checkpoint, groups, run.norm, features)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        roles = [role for role, head in heads.items() if head.module is not None]
+        for role in roles:
+            export_onnx(heads[role], shapes[role], staging, ExportSettings().opset)
+        (staging / "roles.json").write_text(json.dumps(roles))
+        try:
+            staging.rename(folder)
+        except OSError:  # another process cached the same key first
+            if not (folder / "roles.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _check_contract(policy: InferencePolicy, data: MarketData, bundle: str) -> None:

@@ -27,7 +27,7 @@ from grandmodel.env import MarketEnv
 from grandmodel.env.episodes import EpisodeSampler
 from grandmodel.env.execution import CostModel
 from grandmodel.errors import GrandModelError
-from grandmodel.evaluation.lean import LeanPolicy, lean_policy, lean_rollout
+from grandmodel.evaluation.lean import LeanPolicy, lean_policy, lean_rollouts
 from grandmodel.evaluation.ledger import Ledger, ledger
 from grandmodel.evaluation.metrics import exposure_stats, performance_summary, trade_stats
 
@@ -126,13 +126,38 @@ class Walk:
         ``tables`` also the Ledger and what needs it: the trade statistics (``n_trades``,
         ``profit_factor``, ...), exposure and turnover, ``net_pnl`` and ``costs``.
         """
+        return self.run_many({"policy": policy}, tables, lean)["policy"]
+
+    def run_many(
+        self,
+        policies: dict[str, TensorDictModuleBase | LeanPolicy],
+        tables: bool = False,
+        lean: bool = True,
+    ) -> dict[str, Outcome]:
+        """:meth:`run` of each policy; those the lean walk expresses walk together
+        (:func:`~grandmodel.evaluation.lean.lean_rollouts`: one kernel call per step for all),
+        with the same outcomes as one by one."""
         self.env.set_mode("eval", self.split)
-        actors = lean_policy(policy) if lean else None
-        if actors is not None:
-            rollout, alive = lean_rollout(self.env, actors, self.steps)
-        else:
-            assert not isinstance(policy, dict)
-            rollout, alive = run_policy(self.env, policy, self.steps)
+        actors = {name: lean_policy(p) if lean else None for name, p in policies.items()}
+        together = [name for name, a in actors.items() if a is not None]
+        walked = dict(
+            zip(
+                together,
+                lean_rollouts(self.env, [actors[name] for name in together], self.steps)
+                if together
+                else [],
+                strict=True,
+            )
+        )
+        out = {}
+        for name, policy in policies.items():
+            if name not in walked:
+                assert not isinstance(policy, dict)
+                walked[name] = run_policy(self.env, policy, self.steps)
+            out[name] = self._outcome(*walked[name], tables)
+        return out
+
+    def _outcome(self, rollout: TensorDictBase, alive: torch.Tensor, tables: bool) -> Outcome:
         mask = alive.numpy()
         rewards = {
             role: (rollout.get(("next", role, "reward"))[..., 0].double().numpy() * mask).sum(1)

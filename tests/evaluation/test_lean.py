@@ -109,6 +109,25 @@ def test_walk_outcomes_and_tables_are_the_same_on_both_paths(market) -> None:
         assert len(fast.ledger.trades) > 0, name
 
 
+def test_policies_walked_together_have_the_outcomes_they_have_one_by_one(market) -> None:
+    """Walk.run_many (every copy in one kernel call per step, what a report runs) against a walk
+    per policy: the same metrics, returns and tables, for networks, rules, random and oracle."""
+    cfg, data = market
+    walk = Walk(cfg, data, "test")
+    policies = _policies(cfg, data, walk)
+    torch.manual_seed(5)
+    alone = {name: walk.run(policy, tables=True) for name, policy in policies.items()}
+    torch.manual_seed(5)
+    together = walk.run_many(policies, tables=True)
+    assert list(together) == list(policies)
+    for name, fast in together.items():
+        np.testing.assert_equal(alone[name].metrics, fast.metrics)
+        np.testing.assert_array_equal(alone[name].returns, fast.returns)
+        pd.testing.assert_frame_equal(alone[name].ledger.trades, fast.ledger.trades)
+        pd.testing.assert_frame_equal(alone[name].ledger.decisions, fast.ledger.decisions)
+    assert len({fast.metrics["net_pnl"] for fast in together.values()}) > 3  # they differ
+
+
 def test_lean_walk_leaves_train_and_eval_modes_as_they_were(market) -> None:
     cfg, data = market
     walk = Walk(cfg, data, "val", episodes=1)

@@ -140,10 +140,10 @@ class RegimeOracle(nn.Module):
         return torch.where(regime == 0, 2, torch.where(regime == 1, 0, 1)).to(torch.int64)
 
 
-def references(walk: Walk) -> dict[str, TensorDictSequential]:
-    """Every policy a trained one is compared with on ``walk``: :data:`BASELINES`, then the regime
-    oracle and the regime filter where the data allow them."""
-    out = {name: baseline(walk, name) for name in BASELINES}
+def references(walk: Walk, run: TrainedRun | None = None) -> dict[str, TensorDictSequential]:
+    """Every policy a trained one (``run``) is compared with on ``walk``: :data:`BASELINES`, then
+    the regime oracle and the regime filter where the data allow them."""
+    out = {name: baseline(walk, name, run) for name in BASELINES}
     for name, policy in (("oracle", oracle(walk)), ("regime_filter", regime_filter(walk))):
         if policy is not None:
             out[name] = policy
@@ -161,7 +161,7 @@ def compare(
     advance = advance or (lambda name: None)
     outcomes = {"trained": walk.run(trained, tables=True)}
     advance("trained")
-    for name, policy in references(walk).items():
+    for name, policy in references(walk, run).items():
         outcomes[name] = walk.run(policy, tables=True)
         advance(name)
     return outcomes

@@ -5,9 +5,44 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from grandmodel.config.base import Problem, check
+from grandmodel.config.env import ROLES
 
 COLLECTORS = ("single", "multi_sync", "multi_async")
 PRECISIONS = ("32-true", "64-true", "bf16-mixed", "16-mixed", "bf16-true")
+# what training logs of each market validation walk (as val/<key>, grandmodel.evaluation.evaluator)
+VALIDATION_KEYS = (
+    *(f"reward/{role}" for role in ROLES),
+    "mean_reward", "sharpe", "sharpe_lcb", "max_drawdown", "total_return", "trades", "win_rate",
+)  # fmt: skip
+
+
+@dataclass
+class SelectionConfig:
+    """What makes a checkpoint the best and counts as progress for early stopping: the validation
+    walk's ``metric``, when the walk closed at least ``min_trades`` round trips; a walk with fewer
+    is ineligible (never the best, no progress), so a near-flat policy cannot win on a few lucky
+    trades. ``val/sharpe_lcb`` is the one-sided 95% lower bound of the Sharpe ratio."""
+
+    metric: str = "val/sharpe_lcb"
+    min_trades: int = 30
+
+    @property
+    def mode(self) -> str:
+        """``min`` for a drawdown or a loss, else ``max``."""
+        return "min" if self.metric.endswith(("drawdown", "loss")) else "max"
+
+    def problems(self) -> list[Problem]:
+        known = [f"val/{key}" for key in VALIDATION_KEYS]
+        out = check(
+            self.metric in known,
+            "metric",
+            f"{self.metric!r} is not logged at validation; expected one of {known}",
+        )
+        return out + check(
+            self.min_trades >= 0,
+            "min_trades",
+            f"{self.min_trades} is negative; expected a number of round trips >= 0",
+        )
 
 
 @dataclass
@@ -35,6 +70,7 @@ class TrainerConfig:
     # counters but restarts the workers' episodes: it is not bit-identical to an uninterrupted run.
     collector: str = "single"
     collector_workers: int = 1
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
 
     def problems(self) -> list[Problem]:
         out = check(

@@ -13,15 +13,13 @@ from omegaconf import DictConfig
 from tensordict.nn import TensorDictModuleBase
 from torchrl.envs import EnvBase
 
-from grandmodel.config.env import ROLES
+from grandmodel.config.training import VALIDATION_KEYS
 from grandmodel.data.market_data import MarketData
 from grandmodel.evaluation.walk import Walk, run_policy
 
-# what training logs of each validation walk (as val/<key>), in this order
-TRAINING_KEYS = (
-    *(f"reward/{role}" for role in ROLES),
-    "mean_reward", "sharpe", "max_drawdown", "total_return", "trades", "win_rate",
-)  # fmt: skip
+# what training logs of each validation walk (as val/<key>), in this order; the checkpoint
+# selection (``trainer.selection``) names one of them
+TRAINING_KEYS = VALIDATION_KEYS
 
 
 class MarketEvaluator:

@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.stats import kurtosis, skew
+from scipy.stats import kurtosis, norm, skew
 
 NAN = float("nan")
 
@@ -58,6 +58,39 @@ def sharpe_ratio(returns: ArrayLike, periods_per_year: float, risk_free: float =
     if np.ptp(r) == 0:
         return 0.0 if r[0] == 0 else NAN
     return float(r.mean() / r.std(ddof=1) * math.sqrt(periods_per_year))
+
+
+def sharpe_variance_term(returns: ArrayLike, sharpe: float) -> float:
+    """``1 - g3 SR + (g4 - 1) / 4 SR²``: ``(n - 1)`` times the sampling variance of the per-period
+    Sharpe ratio ``SR`` of ``returns`` (Mertens 2002, Opdyke 2007; Lo 2002's ``1 + SR² / 2`` for
+    normal returns), with the biased skewness ``g3`` and the non-excess kurtosis ``g4``. ``nan``
+    for constant returns."""
+    moments = distribution_stats(returns)
+    g3, g4 = moments["skewness"], moments["kurtosis"] + 3.0
+    return 1.0 - g3 * sharpe + (g4 - 1.0) / 4.0 * sharpe**2
+
+
+def sharpe_lower_bound(returns: ArrayLike, periods_per_year: float, level: float = 0.95) -> float:
+    """One-sided ``level`` lower confidence bound of the annualised Sharpe ratio:
+    ``(SR - z_level sqrt(V / (n - 1))) sqrt(periods_per_year)``, ``SR`` the per-period Sharpe
+    ratio and ``V`` :func:`sharpe_variance_term` (Lo 2002's asymptotic standard error, for
+    non-normal returns as in Mertens 2002; the one the Probabilistic Sharpe Ratio of Bailey &
+    López de Prado uses, so that ``PSR(SR* = bound) = level``).
+
+    ``0`` for a flat policy (every return zero: a Sharpe ratio of 0 for certain); ``nan`` for fewer
+    than 2 returns, other constant returns, or ``V <= 0``. Steps count as independent draws, so n
+    steps bound the Sharpe ratio about as tightly however few trades made the returns (training's
+    checkpoint selection also asks for ``trainer.selection.min_trades``).
+    """
+    z = float(norm.ppf(1.0 - _tail(level)))
+    r = _arr(returns)
+    sr = sharpe_ratio(r, 1.0)
+    if math.isnan(sr) or not r.any():
+        return sr
+    variance = sharpe_variance_term(r, sr)
+    if not variance > 0:
+        return NAN
+    return float((sr - z * math.sqrt(variance / (r.size - 1))) * math.sqrt(periods_per_year))
 
 
 def sortino_ratio(
@@ -296,14 +329,16 @@ def performance_summary(
     """All single-curve metrics of per-step ``returns`` with stable keys; the equity is their
     :func:`equity_curve` from 1 (drawdowns and total return do not depend on the capital).
 
-    Keys: sharpe, sortino (MAR = ``risk_free``), calmar, annual_return, annual_volatility,
-    max_drawdown, max_drawdown_duration, var_95, cvar_95, total_return (``prod(1 + r) - 1``),
-    n_periods (number of returns), plus the :func:`trade_stats` keys when ``trades_pnl`` is given.
+    Keys: sharpe, sharpe_lcb (its one-sided 95% lower bound), sortino (MAR =
+    ``risk_free``), calmar, annual_return, annual_volatility, max_drawdown, max_drawdown_duration,
+    var_95, cvar_95, total_return (``prod(1 + r) - 1``), n_periods (number of returns), plus the
+    :func:`trade_stats` keys when ``trades_pnl`` is given.
     """
     r = _arr(returns)
     eq = equity_curve(r)
     out: dict[str, float] = {
         "sharpe": sharpe_ratio(r, periods_per_year, risk_free),
+        "sharpe_lcb": sharpe_lower_bound(r - risk_free / periods_per_year, periods_per_year),
         "sortino": sortino_ratio(r, periods_per_year, risk_free),
         "calmar": calmar_ratio(r, periods_per_year),
         "annual_return": annual_return(r, periods_per_year),

@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.stats import norm
 
-from grandmodel.evaluation.metrics import distribution_stats, sharpe_ratio
+from grandmodel.evaluation.metrics import sharpe_ratio, sharpe_variance_term
 
 NAN = float("nan")
 _CHUNK_ELEMENTS = 4_000_000  # bootstrap draws per vectorised batch (bounds memory)
@@ -87,9 +87,7 @@ def probabilistic_sharpe_ratio(
     target = (
         benchmark_sharpe / math.sqrt(periods_per_year) if periods_per_year else benchmark_sharpe
     )
-    moments = distribution_stats(r)
-    g3, g4 = moments["skewness"], moments["kurtosis"] + 3.0
-    variance_term = 1.0 - g3 * sr + (g4 - 1.0) / 4.0 * sr**2
+    variance_term = sharpe_variance_term(r, sr)
     if not variance_term > 0:
         return NAN
     return float(norm.cdf((sr - target) * math.sqrt(r.size - 1) / math.sqrt(variance_term)))
@@ -141,6 +139,17 @@ def deflated_sharpe_ratio(
     return probabilistic_sharpe_ratio(returns, expected_max_sharpe(n_trials, variance))
 
 
+def sharpe_interval(
+    returns: ArrayLike, periods_per_year: float, *, n_boot: int = 2000, seed: int = 0
+) -> tuple[float, float]:
+    """95% interval of the annualised Sharpe ratio every report shows: the stationary block
+    bootstrap (:func:`bootstrap_sharpe_ci`) with mean block length ``round(sqrt(n))``, which keeps
+    the autocorrelation of bar returns."""
+    n = np.asarray(returns).size
+    block = max(1, round(math.sqrt(n)))
+    return bootstrap_sharpe_ci(returns, periods_per_year, block=block, n_boot=n_boot, seed=seed)
+
+
 def honest_statistics(
     returns: np.ndarray,
     periods_per_year: float,
@@ -152,12 +161,11 @@ def honest_statistics(
 ) -> dict[str, float]:
     """Annualised Sharpe ratio with its 95% bootstrap interval, PSR (vs 0) and DSR.
 
-    The interval is a stationary block bootstrap with mean block length ``round(sqrt(n))`` (keeps
-    the autocorrelation of bar returns). DSR is the PSR against ``expected_max_sharpe``: the best
-    Sharpe ratio that ``n_trials`` zero-skill configurations reach by luck, with the variance of the
-    trials' Sharpe ratios taken from ``trial_sharpes`` (annualised, >= 2 values) when given, else
-    ``1 / (n - 1)`` per period² — the sampling variance of a Sharpe estimate under zero true Sharpe
-    (the trials are assumed to differ by estimation noise only). ``expected_max_sharpe`` is
+    The interval is :func:`sharpe_interval`. DSR is the PSR against ``expected_max_sharpe``: the
+    best Sharpe ratio that ``n_trials`` zero-skill configurations reach by luck, with the variance
+    of the trials' Sharpe ratios taken from ``trial_sharpes`` (annualised, >= 2 values) when given,
+    else ``1 / (n - 1)`` per period² — the sampling variance of a Sharpe estimate under zero true
+    Sharpe (the trials are assumed to differ by estimation noise only). ``expected_max_sharpe`` is
     reported annualised. ``sharpe`` is :func:`~grandmodel.evaluation.metrics.sharpe_ratio` (0 for a
     flat policy); the rest is ``nan`` where undefined (fewer than 2 returns, zero dispersion).
     """
@@ -165,9 +173,7 @@ def honest_statistics(
         raise ValueError(f"n_trials must be >= 1, got {n_trials}")
     r = np.asarray(returns, dtype=np.float64).ravel()
     n, scale = r.size, math.sqrt(periods_per_year)
-    lo, hi = bootstrap_sharpe_ci(
-        r, periods_per_year, block=max(1, round(math.sqrt(n))), n_boot=n_boot, seed=seed
-    )
+    lo, hi = sharpe_interval(r, periods_per_year, n_boot=n_boot, seed=seed)
     if trial_sharpes is not None:
         trials = np.asarray(trial_sharpes, dtype=np.float64).ravel() / scale
         if trials.size < 2:

@@ -1,8 +1,11 @@
-"""Training callbacks: the non-finite guard, clean stops on SIGTERM/SIGINT and fault injection (checkpoints, early stopping and
-the progress bar are Lightning's own, configured in ``run.py``)."""
+"""Training callbacks: the checkpoint selection score, the non-finite guard, clean stops on
+SIGTERM/SIGINT and fault injection (checkpoints, early stopping and the progress bar are
+Lightning's own, configured in ``run.py``)."""
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import signal
 from typing import Any
@@ -12,6 +15,41 @@ import torch
 
 from grandmodel.agents.base import NonFiniteError
 from grandmodel.errors import GrandModelError
+
+SELECTION_KEY = "val/selection"  # what ModelCheckpoint and EarlyStopping compare
+log = logging.getLogger(__name__)
+
+
+class SelectionScore(pl.Callback):
+    """Logs :data:`SELECTION_KEY` at every validation (``trainer.selection``): the validation
+    walk's ``metric`` when the walk closed at least ``min_trades`` round trips (``val/trades``),
+    else nan. ModelCheckpoint ranks nan below every score and EarlyStopping (``check_finite=False``)
+    counts it as no improvement. Lightning's only: the walk's metrics are what the run tracks."""
+
+    def __init__(self, metric: str, min_trades: int) -> None:
+        self.metric, self.min_trades = metric, min_trades
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        metrics = trainer.callback_metrics
+        if self.metric not in metrics:  # no evaluator on this rank
+            return
+        eligible = self.min_trades == 0 or float(metrics["val/trades"]) >= self.min_trades
+        score = float(metrics[self.metric]) if eligible else math.nan
+        pl_module.log(SELECTION_KEY, score, batch_size=1, logger=False)
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        for checkpoint in trainer.checkpoint_callbacks:
+            score = getattr(checkpoint, "best_model_score", None)
+            if getattr(checkpoint, "monitor", None) == SELECTION_KEY and not _finite(score):
+                log.warning(
+                    "no validation walk closed trainer.selection.min_trades=%d round trips; the "
+                    "kept best checkpoint is the first evaluation's, not a selected one",
+                    self.min_trades,
+                )
+
+
+def _finite(score: torch.Tensor | None) -> bool:
+    return score is None or bool(torch.isfinite(score))
 
 
 class NonFiniteGuard(pl.Callback):

@@ -37,7 +37,13 @@ from grandmodel.data.normalise import save_norm
 from grandmodel.data.pipeline import prepare_data
 from grandmodel.env import MarketEnv
 from grandmodel.tracking import Tracker, flatten, git_commit, lightning_loggers, run_name
-from grandmodel.training.callbacks import FaultInjection, NonFiniteGuard, StopOnSignal
+from grandmodel.training.callbacks import (
+    SELECTION_KEY,
+    FaultInjection,
+    NonFiniteGuard,
+    SelectionScore,
+    StopOnSignal,
+)
 from grandmodel.training.curriculum import Curriculum
 from grandmodel.training.data_source import CollectorSource
 from grandmodel.training.policies import build_policies
@@ -188,13 +194,15 @@ def run_training(
     stop = StopOnSignal()
     callbacks: list[pl.Callback] = [stop]
     best = None
-    if evaluator:  # the best policy by the optimised metric, weights only (what export/frozen use)
+    selection = rc.trainer.selection
+    if evaluator:  # the best policy by trainer.selection, weights only (what export/frozen use)
+        callbacks.append(SelectionScore(selection.metric, selection.min_trades))
         best = ModelCheckpoint(
             dirpath=folder,
             filename="best-epoch{epoch:03d}",
             auto_insert_metric_name=False,
-            monitor=rc.optimized_metric,
-            mode=mode,
+            monitor=SELECTION_KEY,
+            mode=selection.mode,
             save_top_k=rc.callbacks.checkpoint.save_top_k,
             save_weights_only=True,
         )
@@ -232,10 +240,11 @@ def run_training(
     if evaluator and stopping.enabled:
         callbacks.append(
             EarlyStopping(
-                rc.optimized_metric,
+                SELECTION_KEY,
                 min_delta=stopping.min_improvement,
                 patience=stopping.patience,
-                mode=mode,
+                mode=selection.mode,
+                check_finite=False,  # an ineligible evaluation (nan) is no progress, not a failure
             )
         )
     trainer_cfg = rc.trainer
@@ -272,7 +281,9 @@ def run_training(
     finally:
         stop.uninstall()
         system.source.shutdown()
-    score = best.best_model_score if best else None
+    # the best checkpoint's optimised metric, when that is what selected it (else the report's)
+    plain = selection.metric == rc.optimized_metric and selection.min_trades == 0
+    score = best.best_model_score if best and plain else None
     return TrainingRun(
         system=system,
         trainer=trainer,

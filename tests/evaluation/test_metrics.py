@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 
 import empyrical as ep
 import numpy as np
@@ -277,3 +278,47 @@ def test_sharpe_scale_invariant(returns: list[float], scale: float) -> None:
     r = np.array(returns)
     assume(r.std() > 1e-8)
     assert m.sharpe_ratio(r * scale, PPY) == pytest.approx(m.sharpe_ratio(r, PPY), rel=1e-6)
+
+
+def test_sharpe_lower_bound_by_hand() -> None:
+    r = [0.012, -0.004, 0.007, 0.0, -0.009, 0.015, 0.003, -0.002]
+    n = len(r)
+    mean = sum(r) / n
+    centred = [x - mean for x in r]
+    m2, m3, m4 = (sum(c**k for c in centred) / n for k in (2, 3, 4))
+    sr = mean / math.sqrt(m2 * n / (n - 1))
+    g3, g4 = m3 / m2**1.5, m4 / m2**2  # biased skewness, non-excess kurtosis
+    variance = 1 - g3 * sr + (g4 - 1) / 4 * sr**2
+    z = NormalDist().inv_cdf(0.95)
+    bound = (sr - z * math.sqrt(variance / (n - 1))) * math.sqrt(PPY)
+    assert m.sharpe_lower_bound(r, PPY) == pytest.approx(bound, rel=1e-12)
+    assert m.sharpe_variance_term(r, sr) == pytest.approx(variance, rel=1e-12)
+    z99 = NormalDist().inv_cdf(0.99)
+    assert m.sharpe_lower_bound(r, PPY, 0.99) == pytest.approx(
+        (sr - z99 * math.sqrt(variance / (n - 1))) * math.sqrt(PPY), rel=1e-12
+    )
+
+
+def test_sharpe_lower_bound_covers_the_true_sharpe_ratio() -> None:
+    """Independent check: on i.i.d. normal returns with a known Sharpe ratio the 95% bound lies
+    below it in about 95% of samples (Lo 2002: V = 1 + SR²/2 for normal returns)."""
+    rng = np.random.default_rng(5)
+    true_sr, n = 0.1, 400  # per period
+    samples = rng.normal(true_sr * 1e-3, 1e-3, (2000, n))
+    bounds = np.array([m.sharpe_lower_bound(s, 1.0) for s in samples])
+    coverage = np.mean(bounds < true_sr)
+    assert 0.93 < coverage < 0.97, coverage
+    sr = samples.mean(axis=1) / samples.std(axis=1, ddof=1)
+    lo = sr - NormalDist().inv_cdf(0.95) * np.sqrt((1 + sr**2 / 2) / (n - 1))
+    np.testing.assert_allclose(bounds, lo, atol=5e-3)
+
+
+def test_sharpe_lower_bound_edge_cases() -> None:
+    assert m.sharpe_lower_bound(np.zeros(50), PPY) == 0.0  # flat: a Sharpe ratio of 0 for certain
+    assert math.isnan(m.sharpe_lower_bound(np.full(50, 1e-3), PPY))
+    assert math.isnan(m.sharpe_lower_bound([0.01], PPY))
+    with pytest.raises(ValueError):
+        m.sharpe_lower_bound([0.01, 0.02], PPY, level=1.5)
+    r = SERIES["normal"]  # the bound of the same Sharpe ratio tightens with the sample length
+    assert m.sharpe_lower_bound(r[:500], PPY) < m.sharpe_lower_bound(np.tile(r[:500], 8), PPY)
+    assert m.performance_summary(r, PPY)["sharpe_lcb"] == m.sharpe_lower_bound(r, PPY)

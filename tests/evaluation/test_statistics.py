@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from grandmodel.evaluation import statistics as hs
-from grandmodel.evaluation.metrics import sharpe_ratio
+from grandmodel.evaluation.metrics import sharpe_lower_bound, sharpe_ratio
 
 PPY = 23 * 3600 * 252 / 300  # 5-minute ES bars
 PHI = NormalDist()
@@ -51,6 +51,27 @@ def test_psr_at_the_estimated_sharpe_is_one_half() -> None:
     assert hs.probabilistic_sharpe_ratio(r, r.mean() / r.std(ddof=1)) == pytest.approx(0.5)
     annual = sharpe_ratio(r, PPY)
     assert hs.probabilistic_sharpe_ratio(r, annual, periods_per_year=PPY) == pytest.approx(0.5)
+
+
+def test_psr_at_the_sharpe_lower_bound_is_its_level() -> None:
+    """The lower confidence bound is the benchmark Sharpe ratio the PSR clears with probability
+    ``level`` (the same standard error)."""
+    r = np.random.default_rng(9).standard_t(4, 800) * 1e-3 + 1e-4
+    for level in (0.9, 0.95, 0.99):
+        bound = sharpe_lower_bound(r, PPY, level)
+        psr = hs.probabilistic_sharpe_ratio(r, bound, periods_per_year=PPY)
+        assert psr == pytest.approx(level, rel=1e-9)
+
+
+def test_sharpe_interval_is_the_reports_block_bootstrap() -> None:
+    r = _returns(900, seed=4)
+    assert hs.sharpe_interval(r, PPY, n_boot=300) == hs.bootstrap_sharpe_ci(
+        r, PPY, block=30, n_boot=300
+    )
+    honest = hs.honest_statistics(r, PPY, 1, n_boot=300)
+    assert (honest["sharpe_ci_low"], honest["sharpe_ci_high"]) == hs.sharpe_interval(
+        r, PPY, n_boot=300
+    )
 
 
 def test_psr_grows_with_sample_length() -> None:

@@ -10,6 +10,8 @@ on the same windows, from the same capital.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -34,6 +36,19 @@ from grandmodel.evaluation.metrics import exposure_stats, performance_summary, t
 RANGE = "range"  # the split name of a date range (see with_range)
 # what a walk keeps of each step: not the observation windows (they dominate the memory)
 HEAVY = ("observation", "hidden", "logits", "loc", "scale", "action_value", "state_value")
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Torch at one intra-op thread for a walk: its networks act at the walk's batch (a few rows),
+    where a second thread only costs hand-offs (~10x per call, experiments/backtest_speed), and
+    every walk (training's validation, reports, backtests) runs its matrix products alike."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def run_policy(
@@ -137,6 +152,12 @@ class Walk:
         """:meth:`run` of each policy; those the lean walk expresses walk together
         (:func:`~grandmodel.evaluation.lean.lean_rollouts`: one kernel call per step for all),
         with the same outcomes as one by one."""
+        with one_thread():
+            return self._run_many(policies, tables, lean)
+
+    def _run_many(
+        self, policies: dict[str, TensorDictModuleBase | LeanPolicy], tables: bool, lean: bool
+    ) -> dict[str, Outcome]:
         self.env.set_mode("eval", self.split)
         actors = {name: lean_policy(p) if lean else None for name, p in policies.items()}
         together = [name for name, a in actors.items() if a is not None]

@@ -90,6 +90,16 @@ class Algorithm(pl.LightningModule, abc.ABC):
         finally:
             self.train(was_training)
 
+    def agreed(self, count: int) -> int:
+        """``count`` as every data-parallel process can follow it: the smallest over the processes
+        (under ``trainer.strategy=ddp`` each must run as many backward passes, or the gradient
+        all-reduce waits forever); ``count`` itself in one process."""
+        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            return count
+        value = torch.tensor(count, device=self.device)
+        torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MIN)
+        return int(value)
+
     def _backward(self, loss: torch.Tensor) -> None:
         """Through Lightning (precision plugins) when attached to a Trainer, else plain autograd."""
         if self._trainer is not None and not self.automatic_optimization:

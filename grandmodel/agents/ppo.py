@@ -127,15 +127,17 @@ class PPO(Algorithm):
 
     def learn(self, progress: float) -> dict[str, float]:
         samples, self._samples = self._samples, None
-        if samples is None or samples.numel() < 2:
+        # data-parallel processes see different numbers of decisions: all use the smallest
+        usable = self.agreed(0 if samples is None else samples.numel())
+        if samples is None or usable < 2:
             return {}
         optimizer = self.make_optimizers()[0]
         totals: dict[str, float] = {}
         count = 0
-        size = min(self.cfg.batch_size, samples.numel())
+        size = min(self.cfg.batch_size, usable)
         for _ in range(self.cfg.epochs_per_update):
             order = torch.randperm(samples.numel(), device=samples.device)
-            for start in range(0, samples.numel() - size + 1, size):
+            for start in range(0, usable - size + 1, size):
                 losses = self.loss(samples[order[start : start + size]])
                 loss = (
                     losses["loss_objective"]

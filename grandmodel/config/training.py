@@ -8,6 +8,7 @@ from grandmodel.config.base import Problem, check
 from grandmodel.config.env import ROLES
 
 COLLECTORS = ("single", "multi_sync", "multi_async")
+STRATEGIES = ("auto", "ddp")
 PRECISIONS = ("32-true", "64-true", "bf16-mixed", "16-mixed", "bf16-true")
 # what training logs of each market validation walk (as val/<key>, grandmodel.evaluation.evaluator)
 VALIDATION_KEYS = (
@@ -71,6 +72,11 @@ class TrainerConfig:
     collector: str = "single"
     collector_workers: int = 1
     selection: SelectionConfig = field(default_factory=SelectionConfig)
+    # auto: one process; ddp: Lightning's DistributedDataParallel over devices × num_nodes processes,
+    # each collecting from its own env shard (seed) into its own replay buffers, gradients averaged.
+    # total_frames, frames_per_batch and eval_every_frames stay global (split across the processes).
+    strategy: str = "auto"
+    num_nodes: int = 1
 
     def problems(self) -> list[Problem]:
         out = check(
@@ -84,6 +90,7 @@ class TrainerConfig:
             "collector_workers",
             f"must be 1 with collector=single and >= 1 otherwise, got {self.collector_workers}",
         )
+        out += self._strategy_problems()
         out += check(
             self.precision in PRECISIONS,
             "precision",
@@ -117,6 +124,27 @@ class TrainerConfig:
             self.eval_episodes >= 0, "eval_episodes", f"must be >= 0, got {self.eval_episodes}"
         )
         return out
+
+    def _strategy_problems(self) -> list[Problem]:
+        if self.strategy not in STRATEGIES:
+            return check(
+                False, "strategy", f"expected one of {list(STRATEGIES)}, got {self.strategy!r}"
+            )
+        out = check(self.devices >= 1, "devices", f"must be >= 1, got {self.devices}")
+        out += check(self.num_nodes >= 1, "num_nodes", f"must be >= 1, got {self.num_nodes}")
+        if self.strategy == "ddp":
+            return out + check(
+                self.collector == "single",
+                "strategy",
+                f"ddp runs one collector per process, not collector={self.collector}; "
+                "expected trainer.collector=single with strategy=ddp",
+            )
+        return out + check(
+            self.devices == 1 and self.num_nodes == 1,
+            "strategy",
+            f"auto runs one process, not devices={self.devices} × num_nodes={self.num_nodes}; "
+            "expected trainer.strategy=ddp for several processes",
+        )
 
 
 @dataclass

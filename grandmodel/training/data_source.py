@@ -3,6 +3,11 @@
 One TorchRL ``Collector`` steps the batched env with the joint policy; each yielded batch is a
 ``[n_envs, steps]`` TensorDict. The source keeps what exact resumption needs: frame counters, the
 env's portfolio/episode state and RNG, running episode returns, and the global torch RNG.
+
+Data-parallel (``trainer.strategy=ddp``): every process has its own source, collecting
+``frames_per_batch`` frames per batch from its own env shard; ``frames`` counts the frames of all
+``world_size`` processes (they collect equal batches in lockstep), so every process yields the same
+number of batches and stops at the same global ``total_frames``.
 """
 
 from __future__ import annotations
@@ -40,6 +45,9 @@ class CollectorSource(IterableDataset):
         kind: str = "single",
         make_shard: Callable[[int], EnvBase] | None = None,
         workers: int = 1,
+        rank: int = 0,
+        world_size: int = 1,
+        rank_seed: int = 0,
     ) -> None:
         self.make_env, self.policy = make_env, policy
         self.frames_per_batch, self.total_frames = frames_per_batch, total_frames
@@ -52,7 +60,10 @@ class CollectorSource(IterableDataset):
         self.level = level  # the curriculum level the env draws its markets from (None: all)
         # multi_sync / multi_async: `workers` processes, worker i stepping `make_shard(i)` (picklable)
         self.kind, self.make_shard, self.workers = kind, make_shard, workers
-        self.frames = 0
+        # data-parallel: this process's rank of world_size; a rank > 0 draws its actions (and
+        # minibatches) from the torch RNG seeded with rank_seed, not rank 0's stream
+        self.rank, self.world_size, self.rank_seed = rank, world_size, rank_seed
+        self.frames = 0  # of all world_size processes
         self.batches = 0
         self.collector: Collector | None = None
         self.env: EnvBase | None = None
@@ -93,6 +104,8 @@ class CollectorSource(IterableDataset):
         if self._restore is not None:
             self._apply(self._restore)
             self._restore = None
+        if self.rank > 0:  # after Lightning re-seeded every process alike (and after a restore)
+            torch.manual_seed(self.rank_seed + self.batches)
 
     def _start_workers(self) -> None:
         """TorchRL's multi-process collectors; the policy's weights go to the workers before each
@@ -139,7 +152,7 @@ class CollectorSource(IterableDataset):
             if self.on_collect:
                 self.on_collect(False)
         self.batches += 1
-        self.frames += batch.numel()
+        self.frames += batch.numel() * self.world_size
         self._track_episodes(batch)
         return batch
 
@@ -209,6 +222,8 @@ class CollectorSource(IterableDataset):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.frames, self.batches = int(state["frames"]), int(state["batches"])
+        if self.rank > 0:  # rank 0's checkpoint: counters only; this shard's episodes restart
+            return
         self.finished_returns = list(state["finished"])
         if self.collector is None:
             self._restore = state

@@ -3,12 +3,23 @@
 A run lives in one folder (``paths.output_dir``) and one tracked run; resuming (``ckpt_path=`` or
 ``resume=``) continues both: Lightning restores the learners, optimisers, loops and every callback's
 state (best checkpoint and score, early stopping, curriculum level) from ``checkpoints/last.ckpt``.
+
+``trainer.strategy=ddp`` (``trainer.devices`` × ``trainer.num_nodes`` processes) is Lightning's
+DDP strategy: its launcher runs this same command again for ranks 1.. (with Hydra, in the same run
+folder), or a cluster launcher (torchrun, SLURM) starts every rank. Each rank collects from its own
+env shard (seed) into its own replay buffers; gradients are averaged; rank 0 alone prepares the run
+folder, evaluates, writes checkpoints and tracks the one run; the other ranks leave after ``fit``.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
+import sys
+import threading
+import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -19,6 +30,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+from pytorch_lightning.strategies import DDPStrategy, Strategy
 
 from grandmodel.agents import group_specs
 from grandmodel.checkpoints import (
@@ -29,6 +41,7 @@ from grandmodel.checkpoints import (
     remove_partial,
 )
 from grandmodel.config import validate
+from grandmodel.config.base import ConfigError
 from grandmodel.config.env import ROLES
 from grandmodel.config.root import RootConfig
 from grandmodel.data.fit import check_training_fits
@@ -52,6 +65,7 @@ from grandmodel.training.system import Evaluator, MARLSystem
 
 MakeEvaluator = Callable[[DictConfig, MarketData, str], Evaluator]
 log = logging.getLogger(__name__)
+RANK_SEED_STRIDE = 7_919_993  # rank r's env and action seeds: seed + r × this (rank 0: seed itself)
 
 
 @dataclass
@@ -76,18 +90,29 @@ def configure_torch(rc: RootConfig) -> None:
 
 
 def build_system(
-    cfg: DictConfig, rc: RootConfig, data: MarketData, evaluator: Evaluator | None
+    cfg: DictConfig,
+    rc: RootConfig,
+    data: MarketData,
+    evaluator: Evaluator | None,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> MARLSystem:
-    """Env, learners, joint policy, collector source and the LightningModule around them."""
+    """Env, learners, joint policy, collector source and the LightningModule around them.
+
+    Data-parallel rank ``rank`` of ``world_size``: the same initial weights everywhere (and DDP
+    broadcasts rank 0's), its own env shard, and ``1 / world_size`` of every global batch.
+    """
     curriculum = rc.curriculum
     level = curriculum.levels[curriculum.start_level] if curriculum else None
-    env = MarketEnv(data, cfg, split="train", mode="train", seed=rc.seed, level=level)
+    rank_seed = rc.seed + RANK_SEED_STRIDE * rank
+    env = MarketEnv(data, cfg, split="train", mode="train", seed=rank_seed, level=level)
     groups = group_specs(env)
     learners, fixed, policy, frozen = build_policies(cfg, groups, data.strategic.feature_names)
     workers = rc.trainer.collector_workers
     per_batch = env.n * workers  # every worker steps all its envs the same number of times
-    frames_per_batch = max(per_batch, (rc.trainer.frames_per_batch // per_batch) * per_batch)
-    batches_per_epoch = max(1, rc.trainer.eval_every_frames // frames_per_batch)
+    share = rc.trainer.frames_per_batch // world_size  # this process's part of a global batch
+    frames_per_batch = max(per_batch, (share // per_batch) * per_batch)
+    batches_per_epoch = max(1, rc.trainer.eval_every_frames // (frames_per_batch * world_size))
 
     def collecting(active: bool) -> None:  # act without dropout; learn with it
         for learner in learners.values():
@@ -106,6 +131,9 @@ def build_system(
         kind=rc.trainer.collector,
         make_shard=partial(market_shard, data, cfg, level, rc.seed),
         workers=workers,
+        rank=rank,
+        world_size=world_size,
+        rank_seed=rank_seed,
     )
     config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     system = MARLSystem(learners, fixed, policy, source, evaluator, config=config)  # type: ignore[arg-type]
@@ -120,6 +148,72 @@ def market_shard(
     return MarketEnv(
         data, cfg, split="train", mode="train", seed=seed + 1_000_003 * (worker + 1), level=level
     )
+
+
+def strategy(rc: RootConfig) -> str | Strategy:
+    """Lightning's strategy: DDP keeps ``find_unused_parameters`` on, since each learner's backward
+    reaches only its own parameters (Lightning picks gloo on CPU and NCCL on GPUs)."""
+    if rc.trainer.strategy != "ddp":
+        return "auto"
+    # SAC's twin critics are stacked parameters: DDP copies their gradients through a bucket of
+    # other strides (a little slower, the same numbers); said once per process, not worth reading
+    warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
+    return DDPStrategy(find_unused_parameters=True)
+
+
+def check_launch(rc: RootConfig, parent_run_id: str | None) -> None:
+    """DDP's launcher runs this process's command line again for every other rank: that command
+    must be one ``python -m grandmodel.train`` run, not a sweep (each trial would start the whole
+    sweep again) nor another tool training several times (walk-forward folds)."""
+    if rc.trainer.strategy != "ddp":
+        return
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    import __main__
+
+    main = getattr(getattr(__main__, "__spec__", None), "name", None)
+    sweep = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    if main != "grandmodel.train" or sweep or parent_run_id is not None:
+        where = "a --multirun sweep" if sweep or parent_run_id else f"{main or 'this program'}"
+        raise ConfigError(
+            f"trainer.strategy: ddp runs the command again for every process, not in {where}; "
+            "expected one run of python -m grandmodel.train (or torchrun -m grandmodel.train)"
+        )
+
+
+def world(rc: RootConfig) -> tuple[int, int]:
+    """This process's global rank and the number of processes, as Lightning's DDP strategy sees
+    them (its own launcher's children, torchrun, SLURM...), before any process group exists.
+    On GPUs the process's own GPU becomes the current one, so ``cuda`` envs and collectors built
+    before ``fit`` land on it."""
+    if rc.trainer.strategy != "ddp":
+        return 0, 1
+    from pytorch_lightning.trainer.connectors.accelerator_connector import _AcceleratorConnector
+
+    connector = _AcceleratorConnector(
+        devices=rc.trainer.devices,
+        num_nodes=rc.trainer.num_nodes,
+        accelerator=rc.trainer.accelerator,
+        strategy=strategy(rc),
+    )
+    ddp = connector.strategy
+    if ddp.root_device.type == "cuda":
+        torch.cuda.set_device(ddp.root_device)
+    return ddp.global_rank, ddp.world_size
+
+
+def follow_parent() -> None:
+    """A process started for a local rank > 0 (by Lightning's launcher: rank 0 itself, or torchrun)
+    ends when its parent is gone (SIGKILL, out of memory), instead of waiting in a collective."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(2.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="follow-parent", daemon=True).start()
 
 
 def _device(rc: RootConfig) -> torch.device:
@@ -171,26 +265,38 @@ def _span(data: MarketData) -> str:
 def run_training(
     cfg: DictConfig, make_evaluator: MakeEvaluator | None, parent_run_id: str | None = None
 ) -> TrainingRun:
-    """Prepare data, build the system, fit it with Lightning (resuming from ``ckpt_path``)."""
+    """Prepare data, build the system, fit it with Lightning (resuming from ``ckpt_path``).
+
+    A data-parallel rank > 0 neither tracks nor writes into the run folder, and leaves the process
+    (exit status 0) once ``fit`` returns: rank 0 alone writes the final report."""
     rc: RootConfig = validate(cfg)
+    check_launch(rc, parent_run_id)
     configure_torch(rc)
+    rank, world_size = world(rc)
+    if int(os.environ.get("LOCAL_RANK", "0")) > 0:
+        follow_parent()
+    if world_size > 1 and rc.trainer.num_threads > 0:  # else Lightning's launcher sets its own
+        os.environ["OMP_NUM_THREADS"] = str(rc.trainer.num_threads)
     output_dir = Path(rc.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     data = prepare_data(cfg)
     check_training_fits(rc, data)
     evaluator = make_evaluator(cfg, data, rc.trainer.eval_split) if make_evaluator else None
-    system = build_system(cfg, rc, data, evaluator)
+    system = build_system(cfg, rc, data, evaluator, rank, world_size)
     if rc.ckpt_path:  # before any work: a checkpoint of other networks is refused in one line
         check_architecture(
             rc.ckpt_path, load_checkpoint(rc.ckpt_path), system.state_dict(), system.config
         )
-    tracker = open_tracking(cfg, rc, data, output_dir, parent_run_id)
-    OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
-    save_norm(data.norm, output_dir / "norm_stats.json")
     mode = "min" if rc.optimized_metric.endswith(("drawdown", "loss")) else "max"
     folder = output_dir / "checkpoints"
-    if folder.is_dir():  # what a killed writer left half-written is never read
-        remove_partial(folder)
+    if rank == 0:
+        tracker = open_tracking(cfg, rc, data, output_dir, parent_run_id)
+        OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
+        save_norm(data.norm, output_dir / "norm_stats.json")
+        if folder.is_dir():  # what a killed writer left half-written is never read
+            remove_partial(folder)
+    else:  # no store, no record written: its loggers are rank-zero only
+        tracker = Tracker(output_dir, None, quiet=True)
     stop = StopOnSignal()
     callbacks: list[pl.Callback] = [stop]
     best = None
@@ -229,7 +335,7 @@ def run_training(
         )  # fmt: skip
     if rc.curriculum is not None and evaluator is not None:
         callbacks.append(
-            Curriculum(rc.curriculum, system.source, lambda: evaluator.last_episode_rewards)
+            Curriculum(rc.curriculum, system.source, lambda: system.last_episode_rewards)
         )
     if rc.callbacks.nan_guard:
         callbacks.append(NonFiniteGuard())
@@ -251,10 +357,14 @@ def run_training(
     stop_at = min(
         trainer_cfg.stop_after_frames or trainer_cfg.total_frames, trainer_cfg.total_frames
     )
-    epochs = math.ceil(stop_at / (system.source.batches_per_epoch * system.source.frames_per_batch))
+    source = system.source
+    epoch_frames = source.batches_per_epoch * source.frames_per_batch * source.world_size
+    epochs = math.ceil(stop_at / epoch_frames)
     trainer = pl.Trainer(
         accelerator=trainer_cfg.accelerator,
         devices=trainer_cfg.devices,
+        num_nodes=trainer_cfg.num_nodes,
+        strategy=strategy(rc),
         precision=trainer_cfg.precision,  # type: ignore[arg-type]
         max_epochs=epochs,
         logger=lightning_loggers(rc.logger, tracker, output_dir),
@@ -269,18 +379,22 @@ def run_training(
         inference_mode=False,
         use_distributed_sampler=False,
     )
-    log.info(
-        "training agent=%s on data=%s: %s frames in %d evaluations, %s; outputs in %s",
-        rc.agent.name, rc.data.name, f"{trainer_cfg.total_frames:,}", epochs,
-        f"tracked in {tracker.uri} (run {tracker.run_id})" if tracker.uri else "no tracking store",
-        output_dir,
-    )  # fmt: skip
+    if rank == 0:
+        log.info(
+            "training agent=%s on data=%s: %s frames in %d evaluations%s, %s; outputs in %s",
+            rc.agent.name, rc.data.name, f"{trainer_cfg.total_frames:,}", epochs,
+            f" on {world_size} data-parallel processes" if world_size > 1 else "",
+            f"tracked in {tracker.uri} (run {tracker.run_id})" if tracker.uri else "no tracking store",
+            output_dir,
+        )  # fmt: skip
     stop.install()
     try:
         trainer.fit(system, ckpt_path=rc.ckpt_path, weights_only=True)
     finally:
         stop.uninstall()
         system.source.shutdown()
+    if trainer.global_rank > 0:  # rank 0 reports, tracks and ends the run
+        sys.exit(0)
     # the best checkpoint's optimised metric, when that is what selected it (else the report's)
     plain = selection.metric == rc.optimized_metric and selection.min_trades == 0
     score = best.best_model_score if best and plain else None

@@ -4,6 +4,11 @@ Each training step takes one collected batch: every learning group observes it a
 (manual optimisation). Each validation step runs the injected evaluator (deterministic policy on the
 evaluation split). Checkpoints carry the learners, optimisers (Lightning), replay buffers, the env's
 portfolio state, RNGs and counters, so ``ckpt_path=`` resumes exactly.
+
+Data-parallel (``trainer.strategy=ddp``): Lightning wraps the system in DistributedDataParallel; the
+learners' ``manual_backward`` all-reduces (averages) the gradients, so every process steps to the same
+weights. Only rank 0 runs the evaluation walk; its metrics are broadcast, so checkpointing, early
+stopping and the curriculum decide alike on every process.
 """
 
 from __future__ import annotations
@@ -61,13 +66,17 @@ class MARLSystem(pl.LightningModule):
             dict[str, float]
         ] = []  # one row per logged batch / evaluation (for curves)
         self._started = time.perf_counter()
+        self.last_episode_rewards: Any = []  # of the last evaluation (what the curriculum reads)
 
     # ---- Lightning plumbing
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         return [opt for learner in self.learners.values() for opt in learner.make_optimizers()]
 
     def on_train_start(self) -> None:
-        """Hand each learner Lightning's wrappers of its optimisers (precision plugins, step counts)."""
+        """Hand each learner Lightning's wrappers of its optimisers (precision plugins, step counts),
+        and the trainer: their ``manual_backward`` goes through the strategy (DDP's all-reduce)."""
+        for learner in self.learners.values():  # children of a ModuleDict: Lightning does not
+            learner.trainer = self.trainer
         wrapped = self.optimizers()
         wrapped = wrapped if isinstance(wrapped, list) else [wrapped]
         offset = 0
@@ -116,11 +125,28 @@ class MARLSystem(pl.LightningModule):
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         if self.evaluator is None:
             return
-        metrics = {f"val/{k}": v for k, v in self.evaluator(self.policy).items()}
-        self.log_dict(metrics, batch_size=1, logger=False)  # for checkpointing and early stopping
+        parallel = self._trainer is not None and self.trainer.world_size > 1
+        metrics, rewards = {}, []
+        if not parallel or self.global_rank == 0:  # one walk, on rank 0
+            metrics = {f"val/{k}": v for k, v in self.evaluator(self.policy).items()}
+            rewards = getattr(self.evaluator, "last_episode_rewards", [])
+        if parallel:
+            metrics, rewards = self.trainer.strategy.broadcast((metrics, rewards), src=0)
+        self.last_episode_rewards = rewards
+        # for checkpointing and early stopping (the same values on every process)
+        self.log_dict(metrics, batch_size=1, logger=False, sync_dist=parallel)
         key = next((k for k in metrics if k.endswith("sharpe")), next(iter(metrics)))
-        self.log(key.split("/", 1)[1], metrics[key], prog_bar=True, batch_size=1, logger=False)
+        self.log(
+            key.split("/", 1)[1],
+            metrics[key],
+            prog_bar=True,
+            batch_size=1,
+            logger=False,
+            sync_dist=parallel,
+        )
         self._record({**metrics, "frames": float(self.source.frames)})
+        if parallel and self.global_rank != 0:
+            return
         shown = ("sharpe", "total_return", "max_drawdown", "trades", "mean_reward")
         log.info(
             "evaluation at %s frames (%.0f frames/s): %s",
@@ -128,6 +154,36 @@ class MARLSystem(pl.LightningModule):
             self.source.frames / max(time.perf_counter() - self._started, 1e-9),
             ", ".join(f"{k} {metrics[f'val/{k}']:.4g}" for k in shown if f"val/{k}" in metrics),
         )
+
+    def on_validation_end(self) -> None:
+        """Data-parallel: a stop one process decided after an evaluation (a pruned sweep trial:
+        only rank 0 reads its siblings) stops every process (after the callbacks' hooks)."""
+        if self.trainer.world_size > 1:
+            stop = self.trainer.strategy.reduce_boolean_decision(
+                self.trainer.should_stop, all=False
+            )
+            self.trainer.should_stop = stop
+
+    def on_train_end(self) -> None:
+        """Data-parallel: check that every process ended with the same weights (averaged gradients,
+        the same steps); a difference is a bug that would silently train different policies."""
+        if self.trainer.world_size < 2:
+            return
+        digest = torch.cat(
+            [p.detach().reshape(-1) for p in self.learners.parameters()]
+            + [torch.zeros(1, device=self.device)]
+        )
+        gathered = [torch.zeros_like(digest) for _ in range(self.trainer.world_size)]
+        torch.distributed.all_gather(gathered, digest)
+        if not all(torch.equal(gathered[0], other) for other in gathered[1:]):
+            raise GrandModelError(
+                f"data-parallel: the {self.trainer.world_size} processes ended with different "
+                "weights; expected identical weights after every all-reduced step"
+            )
+        if self.global_rank == 0:
+            log.info(
+                "data-parallel: weights identical on all %d processes", self.trainer.world_size
+            )
 
     def _record(self, row: dict[str, float]) -> None:
         """Send a row to the run's loggers with frames as the step, and keep it for the curves.

@@ -6,7 +6,7 @@ bar's volume reveals that bar's return. Used as the env intends (a bar is observ
 orders fill at the next bar's open) this says nothing about the future of a random walk; an
 observation that included the bar about to be traded would make its volume a near-perfect forecast.
 
-Two trainings run side by side (about 30 s on two cores):
+Two trainings run side by side (36 s of CPU in all; 76 s wall on two cores busy with other work):
 
 - ``marl``: the full system. A leak reaching the strategic agent (who sets the direction) pays.
 - ``tactical``: the tactical agent learning with the direction held long (``agent=sac``,

@@ -31,13 +31,16 @@ class SelectionScore(pl.Callback):
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         metrics = trainer.callback_metrics
-        if self.metric not in metrics:  # no evaluator on this rank
+        if self.metric not in metrics:  # nothing was evaluated
             return
         eligible = self.min_trades == 0 or float(metrics["val/trades"]) >= self.min_trades
         score = float(metrics[self.metric]) if eligible else math.nan
-        pl_module.log(SELECTION_KEY, score, batch_size=1, logger=False)
+        parallel = trainer.world_size > 1  # the same broadcast metrics on every process
+        pl_module.log(SELECTION_KEY, score, batch_size=1, logger=False, sync_dist=parallel)
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
         for checkpoint in trainer.checkpoint_callbacks:
             score = getattr(checkpoint, "best_model_score", None)
             if getattr(checkpoint, "monitor", None) == SELECTION_KEY and not _finite(score):

@@ -69,6 +69,7 @@ class EnvConfig:
     n_envs: int = 64
     device: str = "cpu"
     compile: bool = False
+    lean_step: bool = True  # MarketEnv's own step_and_maybe_reset (false: TorchRL's generic one)
     initial_capital: float = 1_000_000.0
     equity_floor: float = 0.5
     max_contracts: int = 5

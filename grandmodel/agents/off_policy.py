@@ -32,14 +32,20 @@ class OffPolicy(Algorithm, abc.ABC):
             priority_key="td_error",
         )
         self._pending_steps = 0
+        self._owed = 0.0  # the fraction of a gradient step carried to the next batch
 
     @abc.abstractmethod
     def update(self, sample: TensorDictBase) -> dict[str, float]:
         """One gradient step on ``sample`` (writes ``td_error`` for the priorities)."""
 
     def frames_to_updates(self, steps: int) -> int:
-        """Gradient steps owed for ``steps`` vectorised env steps (``gradient_steps`` per step)."""
-        return self.cfg.gradient_steps * steps
+        """Gradient steps owed for ``steps`` vectorised env steps: ``gradient_steps`` per step (the
+        update-to-data ratio; a fraction such as 0.25 is one update every 4 steps, the remainder
+        carried to the next batch)."""
+        owed = self._owed + self.cfg.gradient_steps * steps
+        n = int(owed)
+        self._owed = owed - n
+        return n
 
     @torch.no_grad()
     def observe(self, batch: TensorDictBase) -> None:
@@ -88,11 +94,16 @@ class OffPolicy(Algorithm, abc.ABC):
         return out
 
     def extra_state(self) -> dict[str, Any]:
-        return {"buffer": plain(self.buffer.state_dict()), "pending_steps": self._pending_steps}
+        return {
+            "buffer": plain(self.buffer.state_dict()),
+            "pending_steps": self._pending_steps,
+            "owed": self._owed,
+        }
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.buffer.load_state_dict(unplain(state["buffer"]))
         self._pending_steps = int(state["pending_steps"])
+        self._owed = float(state.get("owed", 0.0))
 
 
 def plain(obj: Any) -> Any:

@@ -114,7 +114,7 @@ class SACConfig:
     tau: float = 0.005
     alpha_init: float = 0.2
     target_update_interval: int = 1
-    gradient_steps: int = 1
+    gradient_steps: float = 1.0  # updates per vectorised env step (update-to-data ratio)
     max_grad_norm: float = 10.0
     encoder: str = "flatten"
     encoder_size: int = 32
@@ -150,7 +150,7 @@ class DQNConfig:
     epsilon_end: float = 0.01
     epsilon_decay: float = 0.995
     target_update_interval: int = 1000
-    gradient_steps: int = 1
+    gradient_steps: float = 1.0  # updates per vectorised env step (update-to-data ratio)
     max_grad_norm: float = 10.0
     dueling: bool = True
     double_dqn: bool = True

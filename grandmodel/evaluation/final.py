@@ -5,6 +5,7 @@ the 95% interval of each Sharpe ratio, as a printed table and files."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,7 @@ class FinalReport:
     trained one as ``trained``), the Sharpe ratio, its 95% interval (``low``, ``high``) and the
     closed round trips; ``table``: both as a rich table (metric rows, then one Sharpe row per
     policy; split columns); ``files``: what was written (``evaluation.md``, ``val_returns.npy``
+    ``final.json`` with ``metrics`` and ``sharpe``
     and, when ``history`` has curves, ``learning_curves.png``)."""
 
     metrics: dict[str, dict[str, float]]
@@ -83,6 +85,10 @@ def final_report(
     lines += [f"| {key} | " + " | ".join(cells) + " |" for key, cells in rows + policies]
     files.append(output_dir / "evaluation.md")
     files[-1].write_text("\n".join(lines) + "\n")
+    files.append(output_dir / "final.json")  # the same numbers for scripts (experiments/)
+    files[-1].write_text(
+        json.dumps({"which": which, "metrics": metrics, "sharpe": sharpe}, indent=1)
+    )
     curves = learning_curves(history, output_dir / "learning_curves.png")
     if curves is not None:
         files.append(curves)

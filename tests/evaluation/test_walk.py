@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -97,7 +98,7 @@ def test_final_report_walks_val_and_test_with_the_training_evaluator(market, tmp
     assert report.table.title == "Evaluation of the last policy"
     assert [c.header for c in report.table.columns] == ["metric", "val", "test"]
     assert {p.name for p in report.files} == {
-        "val_returns.npy", "evaluation.md", "learning_curves.png",
+        "val_returns.npy", "evaluation.md", "final.json", "learning_curves.png",
     }  # fmt: skip
     assert all(p.is_file() for p in report.files)
     val = make_evaluator(cfg, data, "val")
@@ -105,5 +106,8 @@ def test_final_report_walks_val_and_test_with_the_training_evaluator(market, tmp
     np.testing.assert_array_equal(np.load(tmp_path / "val_returns.npy"), val.last_returns)
     md = (tmp_path / "evaluation.md").read_text()
     assert f"| sharpe | {report.metrics['val']['sharpe']:.4f} | " in md
+    written = json.loads((tmp_path / "final.json").read_text())
+    assert written["metrics"]["test"]["sharpe"] == report.metrics["test"]["sharpe"]
+    assert written["sharpe"]["test"].keys() == report.sharpe["test"].keys() >= {"trained", "flat"}
     # without a history there are no curves to draw
-    assert len(final_report(cfg, data, policy, tmp_path / "bare", []).files) == 2
+    assert len(final_report(cfg, data, policy, tmp_path / "bare", []).files) == 3

@@ -13,7 +13,8 @@ rank 1's launch) and the final report are excluded; the one evaluation is at the
 
 ``trainer.total_frames`` and ``frames_per_batch`` are global: with two processes each collects half
 of every batch from its own env shard, so the two rows collect the same frames; the DDP row takes
-fewer, larger gradient steps (see README, "Several processes or machines").
+fewer, larger gradient steps (see README, "Several processes or machines"): the gradient-steps
+column (all learners, from ``last.ckpt``) shows how many.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from grandmodel.checkpoints import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,7 +49,10 @@ def run(outputs: Path, name: str, frames: int, envs: int, batch: int, extra: lis
     batches = [r for r in rows if r["op"] == "metrics" and "fps" in r["metrics"]]
     first, last = batches[0], batches[-1]
     seconds = (last["timestamp"] - first["timestamp"]) / 1000
+    weights = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")["state_dict"]
+    updates = sum(int(v) for k, v in weights.items() if k.endswith(".updates"))
     return {
+        "updates": updates,
         "name": name,
         "frames": last["step"],
         "timed": last["step"] - first["step"],
@@ -62,6 +68,9 @@ def main() -> None:
     parser.add_argument("--envs", type=int, default=8)
     parser.add_argument("--batch", type=int, default=1024)
     parser.add_argument("--quick", action="store_true", help="2,048 frames, to check it runs")
+    parser.add_argument(
+        "--no-threads-row", action="store_true", help="leave out 1 process × 2 threads"
+    )
     args = parser.parse_args()
     if args.quick:
         args.frames, args.batch = 2048, 256
@@ -71,6 +80,8 @@ def main() -> None:
         ("DDP 2 processes, 1 thread each", ["trainer.num_threads=1", "trainer.strategy=ddp",
                                             "trainer.devices=2"]),
     ]  # fmt: skip
+    if args.no_threads_row:
+        del configs[1]
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for i, (name, extra) in enumerate(configs):
@@ -81,12 +92,15 @@ def main() -> None:
             print(f"{name}: {results[-1]['fps']:,.0f} frames/s", file=sys.stderr)
     base = results[0]["fps"]
     print(f"\n{args.frames:,} frames, {args.envs} envs, {args.batch} frames per (global) batch\n")
-    print("| run | frames timed | seconds | frames/s | vs 1 process | wall s (whole command) |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print(
+        "| run | frames timed | seconds | frames/s | vs 1 process | gradient steps (per process) "
+        "| wall s (whole command) |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for r in results:
         print(
             f"| {r['name']} | {r['timed']:,} | {r['seconds']:.1f} | {r['fps']:,.0f} "
-            f"| {r['fps'] / base:.2f}× | {r['wall']:.1f} |"
+            f"| {r['fps'] / base:.2f}× | {r['updates']:,} | {r['wall']:.1f} |"
         )
 
 

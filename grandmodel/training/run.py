@@ -53,6 +53,7 @@ from grandmodel.tracking import Tracker, flatten, git_commit, lightning_loggers,
 from grandmodel.training.callbacks import (
     SELECTION_KEY,
     FaultInjection,
+    Interrupted,
     NonFiniteGuard,
     SelectionScore,
     StopOnSignal,
@@ -390,6 +391,10 @@ def run_training(
     stop.install()
     try:
         trainer.fit(system, ckpt_path=rc.ckpt_path, weights_only=True)
+    except Interrupted as exc:
+        if trainer.global_rank > 0:  # rank 0 says so, marks the run KILLED and prints how to resume
+            raise SystemExit(exc.exit_code) from None
+        raise
     finally:
         stop.uninstall()
         system.source.shutdown()

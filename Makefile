@@ -21,8 +21,11 @@ install: $(STAMP)
 train: install
 	$(BIN)/python -m grandmodel.train $(ARGS)
 
+# Test files run in PYTEST_WORKERS processes side by side (pytest-xdist; a file's tests stay in one
+# process, sharing its fixtures); PYTEST_WORKERS=0 runs them in this process.
+PYTEST_WORKERS ?= 2
 test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/pre-commit run --all-files

@@ -15,6 +15,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs two test processes side by side (pytest-xdist): one torch thread each, and
+    # in the commands they start, since a second intra-op thread on a shared core only costs
+    # hand-offs (experiments/scale/README.md). Set before torch is imported.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 
 def es_bars(
     days: int = 12, seed: int = 0, start: str = "2023-01-02", vol: float = 3e-4

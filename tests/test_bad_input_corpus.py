@@ -56,6 +56,15 @@ COMPOSITION = [
     ("train", ["data.timezone=Mars/Base"], "data.timezone", "IANA time zone"),
     ("train", ["trainer.precision=8-bit"], "trainer.precision", "'8-bit'"),
     ("train", ["trainer.eval_split=holdout"], "trainer.eval_split", "'holdout'"),
+    ("train", ["trainer.selection.metric=val/bogus"], "trainer.selection.metric", "not logged"),
+    ("train", ["trainer.selection.min_trades=-1"], "trainer.selection.min_trades", "negative"),
+    (
+        "train",
+        ["trainer.strategy=ddp", "trainer.collector=multi_sync"],
+        "trainer.strategy",
+        "collector",
+    ),
+    ("train", ["agent.tactical.gradient_steps=-0.5"], "agent.tactical.gradient_steps", ">= 0"),
     (
         "train",
         ["+curriculum=level2", "curriculum.start_level=9"],

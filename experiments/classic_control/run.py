@@ -1,21 +1,28 @@
-"""Are the project's learners correct? PPO and DQN on CartPole-v1, SAC on Pendulum-v1.
+"""Are the project's learners correct? PPO/DQN on CartPole and Acrobot, SAC on Pendulum, MountainCar.
 
-    .venv/bin/python experiments/classic_control/run.py {ppo-cartpole|dqn-cartpole|sac-pendulum|all}
-        [--seed 0] [--frames N] [--no-stop]
+PPO and DQN on CartPole-v1 and Acrobot-v1, SAC on Pendulum-v1 and MountainCarContinuous-v0.
 
+    .venv/bin/python experiments/classic_control/run.py RUN|all [--seed 0] [--frames N] [--no-stop]
+        [--defaults]
+
+RUN is one of ppo-cartpole, dqn-cartpole, sac-pendulum, ppo-acrobot, dqn-acrobot, sac-mountaincar.
 Each run trains with ``fit_agent`` (the project's Lightning machinery) and CleanRL-like
-hyper-parameters, evaluates the deterministic policy on 10 episodes every ``eval_every`` frames,
-stops once the target mean return is reached (or at the frame budget; ``--no-stop``: always at the
-budget), writes the evaluation curve to ``results/<run>-seed<seed>[-full].csv`` and prints one row
-of the README's table.
+hyper-parameters (``--defaults``: the learner's shipped defaults from ``conf/agent/marl.yaml``
+instead, strategic PPO / tactical SAC / risk DQN; the network's input and output follow the env),
+evaluates the deterministic policy on 10 episodes every ``eval_every`` frames, stops once the target
+mean return is reached (or at the frame budget; ``--no-stop``: always at the budget), writes the
+evaluation curve to ``results/<run>[-defaults]-seed<seed>[-full].csv``, appends a summary row to
+``results/summary.csv`` and prints one row of the README's table: frames to the first success
+(first evaluation >= target), best, last and the worst evaluation from the first success on.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -23,6 +30,7 @@ from typing import Any
 import torch
 from omegaconf import OmegaConf
 from torchrl.envs import EnvBase, GymEnv, SerialEnv
+from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from grandmodel.config.agent import DQNConfig, PPOConfig, ReplayConfig, SACConfig
 from grandmodel.evaluation.evaluator import EpisodeEvaluator
@@ -30,6 +38,13 @@ from grandmodel.training.single import fit_agent
 
 RESULTS = Path(__file__).parent / "results"
 EVAL_EPISODES = 10
+MARL_YAML = Path(__file__).resolve().parents[2] / "conf" / "agent" / "marl.yaml"
+# which role of conf/agent/marl.yaml ships each learner's defaults
+SHIPPED = {
+    "PPO": ("strategic", PPOConfig),
+    "SAC": ("tactical", SACConfig),
+    "DQN": ("risk", DQNConfig),
+}
 
 
 @dataclass(frozen=True)
@@ -128,6 +143,34 @@ RUNS: dict[str, Run] = {
         ),
     ),
 }
+# Acrobot: CleanRL uses the same settings as for CartPole; the budget here is 100k frames (CleanRL
+# 500k), so DQN's epsilon reaches 0.05 at 50k frames (CleanRL's exploration fraction 0.5).
+RUNS["ppo-acrobot"] = replace(
+    RUNS["ppo-cartpole"], env_id="Acrobot-v1", target=-100.0, budget=100_000
+)
+RUNS["dqn-acrobot"] = replace(
+    RUNS["dqn-cartpole"],
+    env_id="Acrobot-v1",
+    target=-100.0,
+    budget=100_000,
+    cfg=replace(RUNS["dqn-cartpole"].cfg, epsilon_decay=0.9705),  # 0.9705**100 = 0.05
+)
+# MountainCarContinuous: the Pendulum SAC settings; episodes of 999 steps, one batch per episode
+RUNS["sac-mountaincar"] = replace(
+    RUNS["sac-pendulum"],
+    env_id="MountainCarContinuous-v0",
+    target=90.0,
+    budget=30_000,
+    frames_per_batch=1000,
+    eval_every=5_000,
+    max_steps=999,
+)
+
+
+def shipped_defaults(algo: str) -> Any:
+    """The learner's config as shipped in conf/agent/marl.yaml (on top of its schema)."""
+    role, schema = SHIPPED[algo]
+    return OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.load(MARL_YAML)[role])
 
 
 def make_env(env_id: str, n: int, seed: int | None = None) -> EnvBase:
@@ -155,22 +198,46 @@ class Progress:
         return metrics
 
 
-def train(name: str, seed: int, frames: int | None, stop: bool) -> str:
+def sampled_return(run: Run, policy: Any, seed: int) -> float:
+    """Mean return of EVAL_EPISODES first episodes of the policy *sampling* its actions."""
+    env = make_env(run.env_id, EVAL_EPISODES, seed)
+    try:
+        with set_exploration_type(ExplorationType.RANDOM), torch.no_grad():
+            policy.eval()
+            td = env.rollout(run.max_steps, policy, break_when_any_done=False)
+            policy.train()
+    finally:
+        env.close()
+    reward, done = td["next", "reward"][..., 0], td["next", "done"][..., 0].int()
+    alive = (torch.cumsum(done, dim=-1) - done) == 0
+    return float((reward * alive).sum(-1).mean())
+
+
+def train(
+    name: str,
+    seed: int,
+    frames: int | None,
+    stop: bool,
+    defaults: bool = False,
+    sampled_check: bool = False,
+) -> str:
     run = RUNS[name]
     # every run: closing a torchrl SerialEnv (as the previous run ended) raises the count again
     torch.set_num_threads(1)
-    cfg = OmegaConf.structured(run.cfg)
+    cfg = shipped_defaults(run.algo) if defaults else OmegaConf.structured(run.cfg)
+    settings = "shipped defaults" if defaults else "CleanRL-like"
     budget = frames or run.budget
     print(
-        f"== {name} seed {seed}: {run.n_envs} envs, {run.frames_per_batch} frames/batch, "
-        f"eval every {run.eval_every} frames, budget {budget}\n{OmegaConf.to_yaml(cfg)}",
+        f"== {name} ({settings}) seed {seed}: {run.n_envs} envs, {run.frames_per_batch} "
+        f"frames/batch, eval every {run.eval_every} frames, budget {budget}, "
+        f"load average {os.getloadavg()[0]:.2f}\n{OmegaConf.to_yaml(cfg)}",
         flush=True,
     )
     evaluator = EpisodeEvaluator(
         partial(make_env, run.env_id, EVAL_EPISODES, seed + 10_000), EVAL_EPISODES, run.max_steps
     )
     frames_per_eval = run.eval_every // run.frames_per_batch * run.frames_per_batch
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     system = fit_agent(
         partial(make_env, run.env_id, run.n_envs),
         cfg,
@@ -181,7 +248,12 @@ def train(name: str, seed: int, frames: int | None, stop: bool) -> str:
         target=("val/mean_return", run.target) if stop else None,
         seed=seed,
     )
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    load = os.getloadavg()[0]
+    if sampled_check:
+        greedy = evaluator(system.policy)["mean_return"]
+        sampled = sampled_return(run, system.policy, seed + 20_000)
+        print(f"final policy, {EVAL_EPISODES} episodes: greedy {greedy:.1f}, sampled {sampled:.1f}")
     evaluator.env.close()  # now, rather than when garbage-collected in the middle of the next run
     curve = [
         (int(row["frames"]), row["val/mean_return"])
@@ -189,16 +261,52 @@ def train(name: str, seed: int, frames: int | None, stop: bool) -> str:
         if "val/mean_return" in row
     ]
     RESULTS.mkdir(exist_ok=True)
-    suffix = "" if stop else "-full"
-    with open(RESULTS / f"{name}-seed{seed}{suffix}.csv", "w", newline="") as f:
+    stem = f"{name}{'-defaults' if defaults else ''}-seed{seed}{'' if stop else '-full'}"
+    with open(RESULTS / f"{stem}.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["frames", "mean_return"])
         writer.writerows(curve)
-    best = max(ret for _, ret in curve)
-    reached = next((str(fr) for fr, ret in curve if ret >= run.target), "not reached")
+    s = summarise(curve, run.target)
+    summary = RESULTS / "summary.csv"
+    new = not summary.exists()
+    with open(summary, "a", newline="") as f:
+        writer = csv.writer(f)
+        if new:
+            writer.writerow(
+                ["run", "algorithm", "env", "settings", "seed", "target", "frames_run",
+                 "first_success", "best", "last", "worst_after_success", "evals_ok_after",
+                 "evals_after", "wall_s", "cpu_s", "load_1min"]
+            )  # fmt: skip
+        writer.writerow(
+            [stem, run.algo, run.env_id, settings, seed, run.target, s["frames_run"],
+             s["first"], f"{s['best']:.1f}", f"{s['last']:.1f}", s["worst"], s["ok"], s["after"],
+             f"{wall:.0f}", f"{cpu:.0f}", f"{load:.2f}"]
+        )  # fmt: skip
+    reached = s["first"] if s["first"] != "" else "not reached"
+    worst = s["worst"] if s["worst"] != "" else "–"
     return (
-        f"| {run.algo} | {run.env_id} | {seed} | {run.target:g} | {reached} | {best:.1f} "
-        f"| {curve[-1][0]} | {curve[-1][1]:.1f} | {wall:.0f} s |"
+        f"| {run.algo} | {run.env_id} | {settings} | {seed} | {run.target:g} | {s['frames_run']} "
+        f"| {reached} | {s['best']:.1f} | {s['last']:.1f} | {worst} | {s['ok']} / {s['after']} "
+        f"| {wall:.0f} s | {cpu:.0f} s | {load:.2f} |"
+    )
+
+
+def summarise(curve: list[tuple[int, float]], target: float) -> dict[str, Any]:
+    """Frames to the first evaluation >= target, best, last, and the worst evaluation from that
+    first success on (with how many of those evaluations stay >= target)."""
+    if not curve:
+        nan = float("nan")
+        return dict(frames_run=0, first="", best=nan, last=nan, worst="", ok=0, after=0)
+    first = next((i for i, (_, ret) in enumerate(curve) if ret >= target), None)
+    after = [ret for _, ret in curve[first:]] if first is not None else []
+    return dict(
+        frames_run=curve[-1][0],
+        first=curve[first][0] if first is not None else "",
+        best=max(ret for _, ret in curve),
+        last=curve[-1][1],
+        worst=f"{min(after):.1f}" if after else "",
+        ok=sum(ret >= target for ret in after),
+        after=len(after),
     )
 
 
@@ -210,14 +318,28 @@ def main() -> None:
     parser.add_argument(
         "--no-stop", action="store_true", help="train the whole budget (curve to *-full.csv)"
     )
+    parser.add_argument(
+        "--defaults",
+        action="store_true",
+        help="the learner's shipped defaults (conf/agent/marl.yaml) instead of CleanRL-like ones",
+    )
+    parser.add_argument(
+        "--sampled-check",
+        action="store_true",
+        help="at the end, evaluate the final policy greedy and sampling its actions",
+    )
     args = parser.parse_args()
     names = list(RUNS) if args.run == "all" else [args.run]
-    rows = [train(name, args.seed, args.frames, not args.no_stop) for name in names]
+    rows = [
+        train(n, args.seed, args.frames, not args.no_stop, args.defaults, args.sampled_check)
+        for n in names
+    ]
     print(
-        "| algorithm | env | seed | target | frames to target | best mean return "
-        "| frames run | last mean return | wall time |"
+        "| algorithm | env | settings | seed | target | frames run | first success "
+        "| best | last | worst from first success on | evals ≥ target from then on "
+        "| wall | CPU | load (1 min) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
 
 

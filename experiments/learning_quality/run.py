@@ -41,7 +41,8 @@ REFERENCES = ("flat", "buy_and_hold", "random", "ma_crossover", "regime_filter",
 
 def train(config: str, seed: int, args: argparse.Namespace, work: Path) -> dict:
     """One training run; its final report's Sharpe rows (per split and policy) and wall time."""
-    folder = work / "runs" / f"{config}-s{seed}"
+    label = f"{config}{args.label}"
+    folder = work / "runs" / f"{label}-s{seed}"
     overrides = [
         f"agent={config}",
         f"seed={seed}",
@@ -64,7 +65,8 @@ def train(config: str, seed: int, args: argparse.Namespace, work: Path) -> dict:
         raise SystemExit(f"{config} seed {seed} failed:\n{done.stderr[-3000:]}")
     final = json.loads((folder / "final.json").read_text())
     return {
-        "config": config,
+        "config": label,
+        "overrides": overrides,
         "seed": seed,
         "seconds": time.perf_counter() - start,
         "sharpe": final["sharpe"],
@@ -181,11 +183,18 @@ def summarise(runs: list[dict]) -> list[dict]:
                 "test_mean": float(test.mean()),
                 "test_ci_low": float(test.mean() - half),
                 "test_ci_high": float(test.mean() + half),
-                "bootstrap_low_mean": float(np.nanmean(row["low"])),
-                "bootstrap_high_mean": float(np.nanmean(row["high"])),
+                "bootstrap_low_mean": _mean(row["low"]),
+                "bootstrap_high_mean": _mean(row["high"]),
             }
         )
     return out
+
+
+def _mean(values: list[float]) -> float:
+    """Mean of the finite values (nan when none: flat has no Sharpe interval)."""
+    finite = np.asarray(values, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    return float(finite.mean()) if finite.size else math.nan
 
 
 def report(summary: list[dict], runs: list[dict], configurations: int) -> str:
@@ -206,10 +215,9 @@ def report(summary: list[dict], runs: list[dict], configurations: int) -> str:
         + ", ".join(f"{r['config']}-s{r['seed']} {r['seconds']:.0f}" for r in runs)
     )
     ma, oracle = by.get("ma_crossover"), by.get("oracle")
-    for name in ("marl", "ppo", "sb3_ppo"):
-        if name not in by:
+    for name, row in by.items():
+        if name in REFERENCES:
             continue
-        row = by[name]
         lines.append(
             f"{name}: test Sharpe {row['test_mean']:.2f} [{row['test_ci_low']:.2f}, "
             f"{row['test_ci_high']:.2f}]"
@@ -234,6 +242,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=196_608, help="env steps per training run")
     parser.add_argument("--configs", nargs="+", default=["marl", "ppo"], help="agent= choices")
     parser.add_argument("--set", nargs="*", default=[], help="overrides for every run")
+    parser.add_argument("--label", default="", help="suffix of the configurations' names")
     parser.add_argument("--sb3", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--jobs", type=int, default=2, help="trainings side by side")
     parser.add_argument("--work", type=Path, default=Path("/tmp/learning_quality"))
@@ -241,9 +250,10 @@ def main() -> None:
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     # data once, before trainings run side by side (they share the cache)
+    market = [o for o in args.set if o.startswith(("data", "instrument", "experiment"))]
     subprocess.run(
         [sys.executable, "-m", "grandmodel.data.prepare", f"paths.outputs_dir={args.work / 'outputs'}",
-         *args.set],
+         *market],
         cwd=ROOT, check=True, capture_output=True,
     )  # fmt: skip
     jobs = [(c, s) for c in args.configs for s in args.seeds]

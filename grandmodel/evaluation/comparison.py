@@ -159,10 +159,9 @@ def compare(
     """The trained policy and every :func:`references` policy on the same windows, each with its
     tables; ``advance(name)`` after each pass (see :func:`passes`)."""
     advance = advance or (lambda name: None)
-    outcomes = {"trained": walk.run(trained, tables=True)}
-    advance("trained")
-    for name, policy in references(walk, run).items():
-        outcomes[name] = walk.run(policy, tables=True)
+    policies = {"trained": trained, **references(walk, run)}
+    outcomes = walk.run_many(policies, tables=True)  # one batched walk (Walk.run_many)
+    for name in outcomes:
         advance(name)
     return outcomes
 

@@ -1,4 +1,5 @@
-"""Frames/s of one training run on one process vs two data-parallel (DDP) processes.
+"""Frames/s of one training run on one process vs two collector workers vs two data-parallel (DDP)
+processes.
 
     .venv/bin/python experiments/scale/ddp.py [--frames 16384] [--envs 8] [--batch 1024] [--quick]
 
@@ -9,6 +10,8 @@ rank 1's launch) and the final report are excluded; the one evaluation is at the
 
 - 1 process, 1 torch thread;
 - 1 process, 2 torch threads (what the second core buys without DDP);
+- ``trainer.collector=multi_sync trainer.collector_workers=2`` (TorchRL's ``MultiSyncCollector``:
+  two worker processes collect, the main process learns), 1 thread;
 - ``trainer.strategy=ddp trainer.devices=2``, 1 thread each (gloo all-reduce on CPU).
 
 ``trainer.total_frames`` and ``frames_per_batch`` are global: with two processes each collects half
@@ -77,6 +80,9 @@ def main() -> None:
     configs = [
         ("1 process, 1 thread", ["trainer.num_threads=1"]),
         ("1 process, 2 threads", ["trainer.num_threads=2"]),
+        ("2 collector workers (multi_sync), 1 thread", ["trainer.num_threads=1",
+                                                        "trainer.collector=multi_sync",
+                                                        "trainer.collector_workers=2"]),
         ("DDP 2 processes, 1 thread each", ["trainer.num_threads=1", "trainer.strategy=ddp",
                                             "trainer.devices=2"]),
     ]  # fmt: skip

@@ -83,7 +83,7 @@ def sb3_ppo(seed: int, args: argparse.Namespace, work: Path) -> dict:
     from grandmodel.data.pipeline import prepare_data
     from grandmodel.env.baselines import joint_baseline
     from grandmodel.env.gym_views import DecisionVectorEnv
-    from grandmodel.env.sb3 import SB3VecEnv
+    from grandmodel.env.sb3 import SB3VecEnv, ppo_arguments
     from grandmodel.evaluation.lean import Actor, lean_policy
     from grandmodel.evaluation.statistics import sharpe_interval
     from grandmodel.evaluation.walk import Walk
@@ -98,7 +98,6 @@ def sb3_ppo(seed: int, args: argparse.Namespace, work: Path) -> dict:
         ]
     )
     data = prepare_data(cfg)
-    ppo = cfg.agent.strategic
     venv = DecisionVectorEnv(cfg, "strategic", data=data, autoreset_mode="SameStep")
     per_decision = 6  # base 5-minute steps per 30-minute decision: the same base-step budget
     n_steps = max(int(cfg.trainer.frames_per_batch) // venv.num_envs // per_decision, 2)
@@ -106,24 +105,9 @@ def sb3_ppo(seed: int, args: argparse.Namespace, work: Path) -> dict:
         "MlpPolicy",
         SB3VecEnv(venv),
         n_steps=n_steps,
-        batch_size=int(ppo.batch_size),
-        n_epochs=int(ppo.epochs_per_update),
-        learning_rate=float(ppo.lr),
-        gamma=float(ppo.gamma),
-        gae_lambda=float(ppo.gae_lambda),
-        clip_range=float(ppo.clip_range),
-        ent_coef=float(ppo.entropy_coeff),
-        vf_coef=float(ppo.value_loss_coeff),
-        max_grad_norm=float(ppo.max_grad_norm),
-        policy_kwargs={
-            "net_arch": {
-                "pi": [*ppo.shared_layers, *ppo.policy_layers],
-                "vf": [*ppo.shared_layers, *ppo.value_layers],
-            },
-            "activation_fn": torch.nn.ReLU,
-        },
         seed=seed,
         device="cpu",
+        **ppo_arguments(cfg.agent.strategic),
     )
     start = time.perf_counter()
     model.learn(total_timesteps=args.frames // per_decision)

@@ -34,6 +34,7 @@ from grandmodel.config import validate
 from grandmodel.data.market_data import MarketData
 from grandmodel.data.pipeline import prepare_data
 from grandmodel.env import to_gymnasium
+from grandmodel.env.sb3 import ppo_arguments
 from grandmodel.training.run import build_system, configure_torch
 from grandmodel.training.system import MARLSystem
 
@@ -130,29 +131,15 @@ def plain_loop(cfg: DictConfig, data: MarketData) -> Row:
 def sb3_ppo(cfg: DictConfig, data: MarketData, frames: int) -> Row:
     """SB3 PPO on the one-env Gymnasium adapter (tactical and risk by their baselines), with our
     PPO's hyper-parameters and layer sizes; SB3 gives policy and value separate trunks."""
-    ppo = cfg.agent.strategic
-    layers = [*ppo.shared_layers, *ppo.policy_layers]
     n_steps = int(cfg.trainer.frames_per_batch)  # one env: a rollout = one of our collector batches
     env = to_gymnasium(cfg, role="strategic", data=data)
     model = PPO(
         "MlpPolicy",
         env,
-        learning_rate=float(ppo.lr),
         n_steps=n_steps,
-        batch_size=int(ppo.batch_size),
-        n_epochs=int(ppo.epochs_per_update),
-        gamma=float(ppo.gamma),
-        gae_lambda=float(ppo.gae_lambda),
-        clip_range=float(ppo.clip_range),
-        ent_coef=float(ppo.entropy_coeff),
-        vf_coef=float(ppo.value_loss_coeff),
-        max_grad_norm=float(ppo.max_grad_norm),
-        policy_kwargs={
-            "net_arch": {"pi": layers, "vf": [*ppo.shared_layers, *ppo.value_layers]},
-            "activation_fn": torch.nn.ReLU,
-        },
         device="cpu",
         seed=int(cfg.seed),
+        **ppo_arguments(cfg.agent.strategic),
     )
     start = time.perf_counter()
     model.learn(total_timesteps=frames)

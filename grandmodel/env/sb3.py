@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import torch
 from gymnasium.vector import AutoresetMode
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
 
@@ -75,3 +76,27 @@ def _rows(info: dict[str, Any], n: int) -> list[dict[str, Any]]:
     """Gymnasium's dict of arrays as SB3's list of per-env dicts (the scalar entries)."""
     keys = [k for k in info if not k.startswith("_") and k not in ("final_obs", "final_info")]
     return [{k: info[k][i].item() for k in keys} for i in range(n)]
+
+
+def ppo_arguments(ppo: Any) -> dict[str, Any]:
+    """``stable_baselines3.PPO`` keyword arguments with the hyper-parameters and layer sizes of our
+    PPO learner's config (``agent.strategic``, a PPO section), for like-for-like comparisons. SB3
+    gives policy and value separate trunks: each gets the shared layers, then its own head."""
+    return {
+        "learning_rate": float(ppo.lr),
+        "batch_size": int(ppo.batch_size),
+        "n_epochs": int(ppo.epochs_per_update),
+        "gamma": float(ppo.gamma),
+        "gae_lambda": float(ppo.gae_lambda),
+        "clip_range": float(ppo.clip_range),
+        "ent_coef": float(ppo.entropy_coeff),
+        "vf_coef": float(ppo.value_loss_coeff),
+        "max_grad_norm": float(ppo.max_grad_norm),
+        "policy_kwargs": {
+            "net_arch": {
+                "pi": [*ppo.shared_layers, *ppo.policy_layers],
+                "vf": [*ppo.shared_layers, *ppo.value_layers],
+            },
+            "activation_fn": torch.nn.ReLU,
+        },
+    }

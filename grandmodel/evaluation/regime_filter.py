@@ -154,10 +154,30 @@ def posteriors(model: RegimeModel, log_returns: np.ndarray) -> np.ndarray:
 
 def minute_posteriors(data: MarketData, model: RegimeModel) -> np.ndarray:
     """:func:`posteriors` after each one-minute bar of ``data.base``, from its close-to-close log
-    returns (the first bar's open-to-close)."""
+    returns (the first bar's open-to-close). The last answer is kept: a final report and a
+    walk-forward ask again for every split of the same bars (1–2 s each on the default data)."""
+    if _last is not None and _last[0] is data.base.close and _same(_last[1], model):
+        return _last[2]
     close = data.base.close.double().numpy()
     first = np.log(close[0] / float(data.base.open[0]))
-    return posteriors(model, np.concatenate(([first], np.diff(np.log(close)))))
+    out = posteriors(model, np.concatenate(([first], np.diff(np.log(close)))))
+    out.flags.writeable = False
+    _remember(data.base.close, model, out)
+    return out
+
+
+_last: tuple[torch.Tensor, RegimeModel, np.ndarray] | None = None
+
+
+def _remember(close: torch.Tensor, model: RegimeModel, posterior: np.ndarray) -> None:
+    global _last
+    _last = (close, model, posterior)
+
+
+def _same(a: RegimeModel, b: RegimeModel) -> bool:
+    return a.noise == b.noise and all(
+        np.array_equal(getattr(a, f), getattr(b, f)) for f in ("codes", "drift", "sigma", "minutes")
+    )
 
 
 def decision_posteriors(data: MarketData, minutes: np.ndarray) -> np.ndarray:

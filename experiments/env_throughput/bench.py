@@ -1,13 +1,14 @@
 """Env-steps per second of the full market env vs gym-anytrading and a pure observation gather.
 
     .venv/bin/python experiments/env_throughput/bench.py [--envs 1 64 1024 4096] [--seconds 3]
-        [--compile] [--threads 1 2]
+        [--compile] [--threads 1 2] [--keep-freed-mb 256]
 
 Every cell steps with uniformly random actions for all three agents (portfolio, costs, stops,
 rewards, risk features, auto-resets included) through ``step_and_maybe_reset``: TorchRL's generic
 one (``env.lean_step=false``, the "MarketEnv" columns) and the env's own (``lean``). ``gather`` copies
 the same observation bytes per step (tactical + strategic windows) and nothing else: the
-memory-bound reference. gym-anytrading's ``StocksEnv`` runs one env on the same tactical closes, in
+memory-bound reference (``indexing gather``: the same by advanced indexing, the earlier tables'
+reference). Every row runs under the env's allocator setting (``env.keep_freed_mb``). gym-anytrading's ``StocksEnv`` runs one env on the same tactical closes, in
 one thread of Python. "per core-s" is env-steps/s divided by the torch threads used.
 """
 
@@ -22,7 +23,8 @@ import torch
 
 import grandmodel
 from grandmodel.data.pipeline import prepare_data
-from grandmodel.env.kernel import _windows
+from grandmodel.env.allocator import keep_freed_memory
+from grandmodel.env.kernel import window_rows
 
 
 def timed(step, seconds: float, warmup: int = 20) -> torch.Tensor:
@@ -64,17 +66,34 @@ def market_env_rate(env, lean: bool, seconds: float) -> torch.Tensor:
     return timed(step, seconds) * env.n
 
 
-def gather_rate(data, n: int, seconds: float) -> torch.Tensor:
-    tactical = _windows(data.tactical.features, data.window["tactical"])
-    strategic = _windows(data.strategic.features, data.window["strategic"])
+def gather_rate(data, n: int, seconds: float, fast: bool = True) -> torch.Tensor:
+    """``fast``: one ``index_select`` of whole window rows (what the env does since 2026-11-30);
+    otherwise advanced indexing of the ``unfold`` view (the reference of the earlier tables)."""
+    length = data.window
+    flat = {name: window_rows(getattr(data, name).features, length[name]) for name in length}
     lo, hi = data.splits["train"]
     state = {"ptr": torch.randint(lo, hi - 1, (n,))}
     sidx = data.strategic_index
+    if fast:
+
+        def take(name, first):
+            return flat[name].index_select(0, first)
+    else:
+        unfolded = {
+            name: getattr(data, name)
+            .features.contiguous()
+            .unfold(0, length[name], 1)
+            .transpose(1, 2)
+            for name in length
+        }
+
+        def take(name, first):
+            return unfolded[name][first]
 
     def step():  # every env moves one decision forward, as in the env (so caches do not flatter it)
         ptr = state["ptr"] = torch.where(state["ptr"] + 1 < hi, state["ptr"] + 1, lo)
-        tactical[ptr - (data.window["tactical"] - 1)]
-        strategic[sidx[ptr] - (data.window["strategic"] - 1)]
+        take("tactical", ptr - (length["tactical"] - 1))
+        take("strategic", sidx[ptr] - (length["strategic"] - 1))
 
     return timed(step, seconds) * n
 
@@ -110,9 +129,17 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="also time env.compile=true")
     parser.add_argument("--threads", type=int, nargs="+", default=[torch.get_num_threads()])
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--keep-freed-mb", type=int, default=256, help="0: glibc defaults")
     args = parser.parse_args()
     torch._dynamo.config.recompile_limit = 64  # one compiled kernel per env (n_envs x threads)
-    base = ["data.synthetic.days=120", "data.episode_length=2000", f"env.device={args.device}"]
+    # the env's allocator setting (env.keep_freed_mb) for every row, references included
+    keep_freed_memory(args.keep_freed_mb)
+    base = [
+        "data.synthetic.days=120",
+        "data.episode_length=2000",
+        f"env.device={args.device}",
+        f"env.keep_freed_mb={args.keep_freed_mb}",
+    ]
     data = prepare_data(grandmodel.load_config(base))
     configs = {"eager": grandmodel.load_config(base)}
     if args.compile:
@@ -122,7 +149,11 @@ def main() -> None:
         torch.set_num_threads(threads)  # inductor compiles for the threads in force
         rows = []
         for n in args.envs:
-            row = {"n_envs": n, "gather": gather_rate(data, n, args.seconds)}
+            row = {
+                "n_envs": n,
+                "gather": gather_rate(data, n, args.seconds),
+                "indexing gather": gather_rate(data, n, args.seconds, fast=False),
+            }
             for name, cfg in configs.items():
                 env = grandmodel.build_env(cfg, data, n_envs=n)
                 row[name] = market_env_rate(env, False, args.seconds)
@@ -135,24 +166,28 @@ def main() -> None:
 
 def report(tables: dict, names: list[str], anytrading: torch.Tensor | None, device: str) -> None:
     """Wall-time env-steps/s per cell; the goal columns for the faster lean variant, on wall time
-    (per core-s: divided by the threads) and on CPU time (per CPU-s: less moved by other processes)."""
+    (per core-s: divided by the threads) and on CPU time (per CPU-s: less moved by other processes).
+    "pure gather" is the fastest gather of the observation bytes (one ``index_select`` of window
+    rows, as the env); "indexing gather" the advanced indexing of the earlier tables' reference."""
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     lean = [f"lean {v}" for v in names]
     head = [f"MarketEnv {v}" for v in names] + lean
     for threads, rows in tables.items():
         print(f"\nenv-steps/s, random actions, {device}, torch threads {threads}, load {load}\n")
         print(
-            f"| n_envs | {' | '.join(head)} | pure gather | lean / gather | lean per core-s "
-            "| lean / gather, CPU time | lean per CPU-s |"
+            f"| n_envs | {' | '.join(head)} | pure gather | indexing gather | lean / gather "
+            "| lean / indexing gather | lean per core-s | lean / gather, CPU time | lean per CPU-s |"
         )
-        print("|---:|" + "---:|" * (len(head) + 5))
+        print("|---:|" + "---:|" * (len(head) + 7))
         for row in rows:
             best = row[max(lean, key=lambda v: row[v][0])]
             cells = " | ".join(f"{row[v][0]:,.0f}" for v in [*names, *lean])
+            gather, indexing = row["gather"], row["indexing gather"]
             print(
-                f"| {row['n_envs']} | {cells} | {row['gather'][0]:,.0f} "
-                f"| {100 * best[0] / row['gather'][0]:.0f}% | {best[0] / threads:,.0f} "
-                f"| {100 * best[1] / row['gather'][1]:.0f}% | {best[1]:,.0f} |"
+                f"| {row['n_envs']} | {cells} | {gather[0]:,.0f} | {indexing[0]:,.0f} "
+                f"| {100 * best[0] / gather[0]:.0f}% | {100 * best[0] / indexing[0]:.0f}% "
+                f"| {best[0] / threads:,.0f} "
+                f"| {100 * best[1] / gather[1]:.0f}% | {best[1]:,.0f} |"
             )
     if anytrading is None:
         return
@@ -166,7 +201,8 @@ def report(tables: dict, names: list[str], anytrading: torch.Tensor | None, devi
             best = row[max(lean, key=lambda v: row[v][0])]
             print(
                 f"threads {threads}, 1024 envs, goals >= 50% and >= 3x: lean = "
-                f"{100 * best[0] / row['gather'][0]:.0f}% of the gather and "
+                f"{100 * best[0] / row['gather'][0]:.0f}% of the gather "
+                f"({100 * best[0] / row['indexing gather'][0]:.0f}% of the indexing gather) and "
                 f"{best[0] / threads / wall:.1f}x gym-anytrading per core-second (wall); "
                 f"{100 * best[1] / row['gather'][1]:.0f}% and {best[1] / cpu:.1f}x (CPU time)"
             )

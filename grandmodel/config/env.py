@@ -70,6 +70,7 @@ class EnvConfig:
     device: str = "cpu"
     compile: bool = False
     lean_step: bool = True  # MarketEnv's own step_and_maybe_reset (false: TorchRL's generic one)
+    keep_freed_mb: int = 256  # glibc keeps this much freed memory for reuse (0: its defaults)
     initial_capital: float = 1_000_000.0
     equity_floor: float = 0.5
     max_contracts: int = 5
@@ -120,6 +121,9 @@ class EnvConfig:
             f"expected [low, high] with 0 < low < high, got {scale}",
         )
         out += check(self.var_window >= 2, "var_window", f"must be >= 2, got {self.var_window}")
+        out += check(
+            self.keep_freed_mb >= 0, "keep_freed_mb", f"must be >= 0, got {self.keep_freed_mb}"
+        )
         out += check(
             0 < self.win_rate_alpha <= 1,
             "win_rate_alpha",

@@ -24,6 +24,7 @@ from grandmodel.config.data import DataConfig
 from grandmodel.config.env import ROLES, EnvConfig, RewardConfig
 from grandmodel.data.market_data import MarketData
 from grandmodel.env import specs
+from grandmodel.env.allocator import keep_freed_memory
 from grandmodel.env.episodes import EpisodeSampler
 from grandmodel.env.kernel import StepKernel
 from grandmodel.env.scenario import level_market
@@ -63,6 +64,7 @@ class MarketEnv(EnvBase):
         self.cache_dir = Path(cfg.paths.cache_dir)
         self.compiled = env_cfg.compile if compile is None else compile
         self.lean_step, self._lean_checked = env_cfg.lean_step, False
+        keep_freed_memory(env_cfg.keep_freed_mb)  # per-step tensors reuse the heap (allocator.py)
         self.rng = torch.Generator()
         self.rng.manual_seed(int(cfg.seed if seed is None else seed))
         length = int(data.meta.get("episode_length", self.data_cfg.episode_length))

@@ -17,6 +17,7 @@ from grandmodel.config.base import ConfigError
 from grandmodel.config.curriculum import CurriculumLevel
 from grandmodel.env import MarketEnv, to_gymnasium, to_pettingzoo
 from grandmodel.env.baselines import joint_baseline
+from grandmodel.env.kernel import replace_sorted
 from grandmodel.errors import DataError
 from tests.conftest import es_bars, write_csv
 from tests.data.test_leakage import _perturbed
@@ -268,3 +269,18 @@ def test_risk_observation_reports_the_portfolio(smoke) -> None:
     expected = (-window.kthvalue(5, dim=1).values).clamp_min(0) * 100
     torch.testing.assert_close(risk[:, step, 5].double(), expected, rtol=1e-5, atol=1e-6)
     assert bool((equity > 0).all())
+
+
+def test_sorted_return_window_is_the_sorted_ring_after_evictions() -> None:
+    """``replace_sorted`` keeps each row equal to the sorted ring buffer of its last W returns, with
+    ties (rounded values) and evictions of the smallest, largest and middle entries."""
+    gen = torch.Generator().manual_seed(0)
+    rows, width = 64, 10
+    ring = torch.zeros(rows, width, dtype=torch.float32)
+    kept = ring.clone()
+    for step in range(300):
+        value = (torch.randn(rows, generator=gen) * 4).round() / 4  # many ties
+        slot = step % width
+        kept = replace_sorted(kept, ring[:, slot].clone(), value)
+        ring[:, slot] = value
+        torch.testing.assert_close(kept, ring.sort(dim=1).values, rtol=0, atol=0)

@@ -19,13 +19,14 @@ from grandmodel.config.env import ROLES
 
 @dataclass(frozen=True)
 class GroupSpec:
-    """Keys and unbatched specs of one agent group."""
+    """Keys and unbatched specs of one agent group, and how many envs one env step steps."""
 
     name: str
     prefix: tuple[str, ...]
     observation_spec: TensorSpec
     action_spec: TensorSpec
     decision_key: NestedKey | None = None  # set where the group acts only at some steps (semi-MDP)
+    n_envs: int = 1  # envs in one vectorised step: a batch's env steps are its frames / n_envs
 
     def key(self, leaf: str) -> NestedKey:
         return (*self.prefix, leaf) if self.prefix else leaf
@@ -79,6 +80,7 @@ def group_specs(env: EnvBase) -> dict[str, GroupSpec]:
     """One :class:`GroupSpec` per agent group of ``env`` (the three roles, or a single ``agent``)."""
     observations = env.full_observation_spec_unbatched
     actions = env.full_action_spec_unbatched
+    n_envs = env.batch_size.numel()
     if all(role in actions.keys() for role in ROLES):
         return {
             role: GroupSpec(
@@ -87,10 +89,13 @@ def group_specs(env: EnvBase) -> dict[str, GroupSpec]:
                 observations[role, "observation"],
                 actions[role, "action"],
                 (role, "decision") if (role, "decision") in observations.keys(True) else None,
+                n_envs,
             )
             for role in ROLES
         }
     obs_key = (
         "observation" if "observation" in observations.keys() else next(iter(observations.keys()))
     )
-    return {"agent": GroupSpec("agent", (), observations[obs_key], actions["action"])}
+    return {
+        "agent": GroupSpec("agent", (), observations[obs_key], actions["action"], n_envs=n_envs)
+    }

@@ -65,7 +65,9 @@ class OffPolicy(Algorithm, abc.ABC):
             batch_size=batch.shape,
         ).reshape(-1)
         self.buffer.extend(transitions.cpu())
-        self._pending_steps += int(batch.shape[-1]) if batch.ndim > 1 else 1
+        # vectorised env steps: frames / envs per step (a multi-process batch [workers · n, T /
+        # workers] holds T of them, as a one-collector batch [n, T] does)
+        self._pending_steps += max(1, batch.numel() // self.group.n_envs)
         self.batches += 1
 
     def learn(self, progress: float) -> dict[str, float]:

@@ -42,7 +42,7 @@ class MetaSystem(pl.LightningModule):
         self.automatic_optimization = False
         self.meta, self.family, self.seed = meta, family, seed
         run_cfg, data = family.task(0)
-        groups = group_specs(MarketEnv(data, run_cfg, split="train", n_envs=1))
+        groups = group_specs(MarketEnv(data, run_cfg, split="train"))  # the tasks' n_envs
         self.role_cfg = OmegaConf.to_container(cfg.agent[meta.role], resolve=True)
         self.group = groups[meta.role]
         self.learner = build_learner(self.role_cfg, self.group)

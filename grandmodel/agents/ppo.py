@@ -132,6 +132,10 @@ class PPO(Algorithm):
         if samples is None or usable < 2:
             return {}
         optimizer = self.make_optimizers()[0]
+        # linear schedule on the share of training done (CleanRL's anneal_lr at lr_final_fraction=0)
+        lr = self.cfg.lr * (1.0 - (1.0 - self.cfg.lr_final_fraction) * min(progress, 1.0))
+        for group in optimizer.param_groups:
+            group["lr"] = lr
         totals: dict[str, float] = {}
         count = 0
         size = min(self.cfg.batch_size, usable)
@@ -165,4 +169,5 @@ class PPO(Algorithm):
                 count += 1
         out = {k: v / max(count, 1) for k, v in totals.items()}
         out["decisions"] = float(samples.numel())
+        out["lr"] = lr
         return out

@@ -66,6 +66,9 @@ class PPOConfig:
 
     algorithm: str = "ppo"
     lr: float = 3e-4
+    lr_final_fraction: float = (
+        1.0  # lr falls linearly to lr x this at the end of training (1: constant)
+    )
     gamma: float = 0.99
     gae_lambda: float = 0.95
     clip_range: float = 0.2
@@ -91,6 +94,11 @@ class PPOConfig:
         )
         out += check(
             0 <= self.gae_lambda <= 1, "gae_lambda", f"must be in [0, 1], got {self.gae_lambda}"
+        )
+        out += check(
+            0 <= self.lr_final_fraction <= 1,
+            "lr_final_fraction",
+            f"must be in [0, 1], got {self.lr_final_fraction}",
         )
         out += check(
             self.epochs_per_update >= 1,

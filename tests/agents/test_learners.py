@@ -175,3 +175,19 @@ def test_bad_agent_config_fails_at_composition() -> None:
         ConfigError, match=r"agent.risk.replay.beta: expected 0 <= beta <= beta_end <= 1"
     ):
         grandmodel.load_config(["agent.risk.replay.beta=1.5"])
+
+
+@pytest.mark.parametrize(
+    ("fraction", "progress", "share"), [(1.0, 0.7, 1.0), (0.0, 0.25, 0.75), (0.2, 1.0, 0.2)]
+)
+def test_ppo_learning_rate_falls_linearly_with_progress(fraction, progress, share) -> None:
+    env = GymEnv("CartPole-v1", categorical_action_encoding=True)
+    (group,) = group_specs(env).values()
+    cfg = PPOConfig(shared_layers=[8], policy_layers=[8], value_layers=[8], epochs_per_update=1)
+    cfg.lr_final_fraction = fraction
+    learner = build_learner(OmegaConf.structured(cfg), group)
+    learner.observe(env.rollout(32, learner.exploration_policy()).unsqueeze(0))
+    metrics = learner.learn(progress)
+    (optimizer,) = learner.make_optimizers()
+    assert metrics["lr"] == pytest.approx(cfg.lr * share)
+    assert all(g["lr"] == pytest.approx(cfg.lr * share) for g in optimizer.param_groups)

@@ -2,6 +2,7 @@
 scratch and against a multi-task-pretrained initialisation, each fine-tuned K updates (see README.md).
 
     .venv/bin/python experiments/meta_adaptation/run.py --seeds 0 1 2 3 4 --ks 0 10 100 --markets 4
+        [--set agent.strategic.gae_lambda=0.0 ...] [--out experiments/meta_adaptation/outputs]
 
 For each seed: meta-train the strategic agent (``python -m grandmodel.meta``, in-process); pretrain
 the same learner on the same tasks with the same number of updates, one task after another
@@ -41,10 +42,11 @@ SIZES = [
 HELD_OUT_DAYS = 40
 
 
-def initialisations(seed: int, iterations: int) -> dict[str, Path]:
-    """Meta-trained, multi-task-pretrained and scratch initialisations, as meta checkpoints."""
+def initialisations(seed: int, iterations: int, extra: list[str]) -> dict[str, Path]:
+    """Meta-trained, multi-task-pretrained and scratch initialisations, as meta checkpoints
+    (``extra``: overrides of the meta-training config; the adaptations inherit its agent config)."""
     folder = OUT / f"seed{seed}"
-    cfg = load_config([*SIZES, f"seed={seed}", f"meta.iterations={iterations}",
+    cfg = load_config([*SIZES, *extra, f"seed={seed}", f"meta.iterations={iterations}",
                        f"paths.outputs_dir={OUT}", f"paths.output_dir={folder}/meta"],
                       config_name="meta_train")  # fmt: skip
     run_meta(cfg)
@@ -87,18 +89,24 @@ def test_sharpe(init: Path, market: dict, k: int, seed: int, tag: str) -> tuple[
 
 
 def main() -> None:
+    global OUT
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--ks", type=int, nargs="+", default=[0, 10, 100])
     parser.add_argument("--markets", type=int, default=4)
     parser.add_argument("--iterations", type=int, default=60)
+    parser.add_argument(
+        "--set", nargs="*", default=[], help="overrides of the meta-training config"
+    )
+    parser.add_argument("--out", type=Path, default=OUT, help="results and checkpoints folder")
     args = parser.parse_args()
+    OUT = args.out
     torch.set_num_threads(1)
     markets = held_out_markets(args.markets)
     rows = []
     for seed in args.seeds:
         started = time.perf_counter()
-        inits = initialisations(seed, args.iterations)
+        inits = initialisations(seed, args.iterations, args.set)
         print(f"seed {seed}: initialisations in {time.perf_counter() - started:.0f}s", flush=True)
         for m, market in enumerate(markets):
             for name, path in inits.items():

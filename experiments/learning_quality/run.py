@@ -3,8 +3,11 @@
     .venv/bin/python experiments/learning_quality/run.py                       # 3 seeds, marl + ppo + SB3
     .venv/bin/python experiments/learning_quality/run.py --frames 1000000 --seeds 0 1 2 3 4
     .venv/bin/python experiments/learning_quality/run.py --configs marl --no-sb3 --frames 65536 --jobs 1
+    .venv/bin/python experiments/learning_quality/run.py --configs staged --no-sb3   # ppo, sac, dqn stages
 
-Each configuration (``--configs``: ``agent=<name>`` plus ``--set`` overrides) trains once per seed
+Each configuration (``--configs``: ``agent=<name>`` plus ``--set`` overrides; ``staged``: three runs per
+seed, ``agent=ppo``, then ``agent=sac`` with the strategic agent frozen at its stage's kept
+checkpoint, then ``agent=dqn`` with both frozen, ``--frames`` each) trains once per seed
 with ``python -m grandmodel.train`` as a user would (``logger=csv``, one torch thread, ``--jobs``
 trainings side by side) and its final report (``final.json``) gives the chosen checkpoint's test
 Sharpe beside every reference policy on the same windows: flat, buy-and-hold, random, MA
@@ -39,12 +42,19 @@ HERE = Path(__file__).resolve().parent
 REFERENCES = ("flat", "buy_and_hold", "random", "ma_crossover", "regime_filter", "oracle")
 
 
-def train(config: str, seed: int, args: argparse.Namespace, work: Path) -> dict:
+# staged training: each stage a normal run that learns one role, the roles learned before frozen at
+# their best checkpoints (experiments/learnability), against the joint agent=marl
+STAGES = (("ppo", "strategic"), ("sac", "tactical"), ("dqn", "risk"))
+
+
+def train(
+    config: str, seed: int, args: argparse.Namespace, work: Path, agent: str = "", extra=()
+) -> dict:
     """One training run; its final report's Sharpe rows (per split and policy) and wall time."""
     label = f"{config}{args.label}"
     folder = work / "runs" / f"{label}-s{seed}"
     overrides = [
-        f"agent={config}",
+        f"agent={agent or config}",
         f"seed={seed}",
         f"trainer.total_frames={args.frames}",
         "trainer.num_threads=1",
@@ -53,6 +63,7 @@ def train(config: str, seed: int, args: argparse.Namespace, work: Path) -> dict:
         f"paths.outputs_dir={work / 'outputs'}",
         f"hydra.run.dir={folder}",
         *args.set,
+        *extra,
     ]
     start = time.perf_counter()
     done = subprocess.run(
@@ -64,13 +75,31 @@ def train(config: str, seed: int, args: argparse.Namespace, work: Path) -> dict:
     if done.returncode != 0:
         raise SystemExit(f"{config} seed {seed} failed:\n{done.stderr[-3000:]}")
     final = json.loads((folder / "final.json").read_text())
+    best = sorted((folder / "checkpoints").glob("best-*.ckpt"))
     return {
         "config": label,
         "overrides": overrides,
         "seed": seed,
         "seconds": time.perf_counter() - start,
         "sharpe": final["sharpe"],
+        "checkpoint": str(best[-1] if best else folder / "checkpoints" / "last.ckpt"),
     }
+
+
+def staged(seed: int, args: argparse.Namespace, work: Path) -> list[dict]:
+    """The three stages of one seed; each stage's row is the system after it (earlier roles frozen
+    at the checkpoint their stage kept on validation, later roles by their baselines)."""
+    frozen: list[str] = []
+    runs = []
+    for n, (agent, role) in enumerate(STAGES, start=1):
+        run = train(f"staged-{n}-{role}", seed, args, work, agent=agent, extra=frozen)
+        frozen.append(f"agent.frozen.{role}={run['checkpoint']}")
+        runs.append(run)
+    return runs
+
+
+def job(config: str, seed: int, args: argparse.Namespace, work: Path) -> list[dict]:
+    return staged(seed, args, work) if config == "staged" else [train(config, seed, args, work)]
 
 
 def sb3_ppo(seed: int, args: argparse.Namespace, work: Path) -> dict:
@@ -224,7 +253,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--frames", type=int, default=196_608, help="env steps per training run")
-    parser.add_argument("--configs", nargs="+", default=["marl", "ppo"], help="agent= choices")
+    parser.add_argument(
+        "--configs", nargs="+", default=["marl", "ppo"], help="agent= choices, or staged"
+    )
     parser.add_argument("--set", nargs="*", default=[], help="overrides for every run")
     parser.add_argument("--label", default="", help="suffix of the configurations' names")
     parser.add_argument("--sb3", action=argparse.BooleanOptionalAction, default=True)
@@ -242,7 +273,7 @@ def main() -> None:
     )  # fmt: skip
     jobs = [(c, s) for c in args.configs for s in args.seeds]
     with ThreadPoolExecutor(args.jobs) as pool:
-        runs = list(pool.map(lambda job: train(*job, args, args.work), jobs))
+        runs = [run for done in pool.map(lambda j: job(*j, args, args.work), jobs) for run in done]
     if args.sb3:
         runs += [sb3_ppo(seed, args, args.work) for seed in args.seeds]
     summary = summarise(runs)

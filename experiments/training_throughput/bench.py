@@ -195,6 +195,7 @@ def main() -> None:
     overhead = (b.fps - a.fps) / b.fps
     print(f"\nLightning overhead (B - A) / B: {100 * overhead:+.1f}% (goal <= 5%)")
     print(f"our PPO vs SB3 PPO, D / C: {d.fps / c.fps:.2f}x frames/s (goal >= 3x)")
+    print(f"agent=marl vs agent=ppo, A / D: {100 * a.fps / d.fps:.0f}% frames/s (goal >= 60%)")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,9 @@ from grandmodel.config.agent import DQNConfig
 
 
 class DQN(OffPolicy):
-    """ε decays multiplicatively per collected batch: ε_n = max(ε_end, ε_start · decay^n)."""
+    """ε falls linearly with the share of training done, from ``epsilon_start`` to ``epsilon_end``
+    at ``exploration_fraction`` of the run's frames, then stays there (CleanRL's schedule). Driven
+    by the restored frame count, so it does not depend on the env layout and survives resume."""
 
     config_type = DQNConfig
     cfg: DQNConfig
@@ -86,11 +88,6 @@ class DQN(OffPolicy):
             ]
         return self._optimizers
 
-    def observe(self, batch: TensorDictBase) -> None:
-        super().observe(batch)
-        decayed = self.cfg.epsilon_start * self.cfg.epsilon_decay ** int(self.batches)
-        self.egreedy.eps.fill_(max(self.cfg.epsilon_end, decayed))
-
     def update(self, sample: TensorDictBase) -> dict[str, float]:
         losses = self.loss(sample)
         norm = self.step(
@@ -111,6 +108,7 @@ class DQN(OffPolicy):
 
     def learn(self, progress: float) -> dict[str, float]:
         out = super().learn(progress)
+        self.egreedy.eps.fill_(epsilon_at(self.cfg, progress))  # for the next collected batch
         out["epsilon"] = self.epsilon
         return out
 
@@ -120,3 +118,9 @@ class DQN(OffPolicy):
     def load_extra_state(self, state: dict) -> None:
         super().load_extra_state(state)
         self.target_updater.counter = int(state["target_counter"])
+
+
+def epsilon_at(cfg: DQNConfig, progress: float) -> float:
+    """ε after ``progress`` (share of the run's frames) of training: linear to ``epsilon_end``."""
+    done = min(progress / cfg.exploration_fraction, 1.0) if cfg.exploration_fraction > 0 else 1.0
+    return cfg.epsilon_start + (cfg.epsilon_end - cfg.epsilon_start) * done

@@ -85,7 +85,7 @@ class PPOConfig:
     policy_layers: list[int] = field(default_factory=lambda: [64, 32])
     value_layers: list[int] = field(default_factory=lambda: [64, 32])
     activation: str = "relu"
-    dropout: float = 0.1
+    dropout: float = 0.0
 
     def problems(self) -> list[Problem]:
         out = _network_problems(self, ("shared_layers", "policy_layers", "value_layers"))
@@ -118,17 +118,17 @@ class SACConfig:
     algorithm: str = "sac"
     lr: float = 1e-3
     gamma: float = 0.99
-    batch_size: int = 32
+    batch_size: int = 256
     tau: float = 0.005
-    alpha_init: float = 0.2
+    alpha_init: float = 1.0
     target_update_interval: int = 1
-    gradient_steps: float = 1.0  # updates per vectorised env step (update-to-data ratio)
+    gradient_steps: float = 0.25  # updates per vectorised env step (update-to-data ratio)
     max_grad_norm: float = 10.0
     encoder: str = "flatten"
     encoder_size: int = 32
-    hidden_layers: list[int] = field(default_factory=lambda: [128, 64, 32])
-    activation: str = "tanh"
-    dropout: float = 0.05
+    hidden_layers: list[int] = field(default_factory=lambda: [128, 128])
+    activation: str = "relu"
+    dropout: float = 0.0
     replay: ReplayConfig = field(default_factory=ReplayConfig)
 
     def problems(self) -> list[Problem]:
@@ -148,23 +148,24 @@ class SACConfig:
 
 @dataclass
 class DQNConfig:
-    """Risk agent: double DQN with a dueling head; ε decays ×``epsilon_decay`` per collected batch."""
+    """Risk agent: double DQN with a dueling head; ε falls linearly to ``epsilon_end`` over the first
+    ``exploration_fraction`` of the run's frames."""
 
     algorithm: str = "dqn"
-    lr: float = 5e-4
+    lr: float = 2.5e-4
     gamma: float = 0.99
-    batch_size: int = 16
+    batch_size: int = 128
     epsilon_start: float = 1.0
     epsilon_end: float = 0.01
-    epsilon_decay: float = 0.995
-    target_update_interval: int = 1000
+    exploration_fraction: float = 0.5
+    target_update_interval: int = 100
     gradient_steps: float = 1.0  # updates per vectorised env step (update-to-data ratio)
     max_grad_norm: float = 10.0
     dueling: bool = True
     double_dqn: bool = True
     encoder: str = "flatten"
     encoder_size: int = 32
-    hidden_layers: list[int] = field(default_factory=lambda: [64, 32])
+    hidden_layers: list[int] = field(default_factory=lambda: [120, 84])
     activation: str = "relu"
     dropout: float = 0.0
     replay: ReplayConfig = field(default_factory=ReplayConfig)
@@ -177,9 +178,9 @@ class DQNConfig:
             f"expected 0 <= epsilon_end <= epsilon_start <= 1, got {self.epsilon_start} -> {self.epsilon_end}",
         )
         out += check(
-            0 < self.epsilon_decay <= 1,
-            "epsilon_decay",
-            f"must be in (0, 1], got {self.epsilon_decay}",
+            0 <= self.exploration_fraction <= 1,
+            "exploration_fraction",
+            f"must be in [0, 1], got {self.exploration_fraction}",
         )
         out += check(
             self.target_update_interval >= 1,

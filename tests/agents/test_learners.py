@@ -83,13 +83,18 @@ def _cartpole(n: int = 4):
         (
             "CartPole-v1",
             DQNConfig(
-                hidden_layers=[16], replay=ReplayConfig(buffer_size=200, min_size_to_train=16)
+                hidden_layers=[16],
+                batch_size=16,
+                replay=ReplayConfig(buffer_size=200, min_size_to_train=16),
             ),
         ),
         (
             "Pendulum-v1",
             SACConfig(
-                hidden_layers=[16], replay=ReplayConfig(buffer_size=200, min_size_to_train=16)
+                hidden_layers=[16],
+                batch_size=16,
+                gradient_steps=1,
+                replay=ReplayConfig(buffer_size=200, min_size_to_train=16),
             ),
         ),
         (
@@ -116,7 +121,7 @@ def test_dqn_clearly_beats_random_on_cartpole() -> None:
         DQNConfig(
             lr=1e-3,
             batch_size=64,
-            epsilon_decay=0.97,
+            exploration_fraction=0.5,
             epsilon_end=0.05,
             target_update_interval=100,
             hidden_layers=[64, 64],
@@ -191,3 +196,21 @@ def test_ppo_learning_rate_falls_linearly_with_progress(fraction, progress, shar
     (optimizer,) = learner.make_optimizers()
     assert metrics["lr"] == pytest.approx(cfg.lr * share)
     assert all(g["lr"] == pytest.approx(cfg.lr * share) for g in optimizer.param_groups)
+
+
+@pytest.mark.parametrize(
+    ("fraction", "progress", "epsilon"),
+    [(0.5, 0.0, 1.0), (0.5, 0.25, 0.525), (0.5, 0.5, 0.05), (0.5, 0.9, 0.05), (0.0, 0.1, 0.05)],
+)
+def test_dqn_epsilon_falls_linearly_over_the_exploration_fraction(
+    fraction, progress, epsilon
+) -> None:
+    env = GymEnv("CartPole-v1", categorical_action_encoding=True)
+    (group,) = group_specs(env).values()
+    cfg = DQNConfig(hidden_layers=[8], epsilon_end=0.05, exploration_fraction=fraction)
+    learner = build_learner(OmegaConf.structured(cfg), group)
+    assert learner.epsilon == 1.0  # the first batch is collected at epsilon_start
+    learner.observe(env.rollout(32, learner.exploration_policy()).unsqueeze(0))
+    metrics = learner.learn(progress)  # sets the epsilon of the next collected batch
+    assert metrics["epsilon"] == pytest.approx(epsilon)
+    assert float(learner.egreedy.eps) == pytest.approx(epsilon)

@@ -52,6 +52,7 @@ def test_two_workers_make_the_gradient_steps_of_one_collector(cli, outputs: Path
             "grandmodel.train",
             "experiment=smoke",
             "agent=sac",
+            "agent.tactical.gradient_steps=1",
             *extra,
             f"hydra.run.dir={run_dir}",
             "trainer.stop_after_frames=384",

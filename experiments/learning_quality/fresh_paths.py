@@ -23,10 +23,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 from scipy import stats
@@ -60,9 +62,14 @@ def evaluate(run_dir: str, data_seed: int, split: str) -> dict[str, float]:
 
 
 def run_dirs(path: Path) -> list[tuple[str, int, str]]:
-    """(configuration, seed, run folder) of every trained run in a ``run.py`` runs file."""
+    """(configuration, seed, run folder) of every trained run in a ``run.py`` runs file; a missing
+    or malformed file, or a run folder that is gone, is one ``error:`` line and exit 2."""
+    try:
+        runs = json.loads(path.read_text())["runs"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        fail(f"{path}: not a runs file of run.py ({type(exc).__name__}); expected runs_*.json")
     out = []
-    for run in json.loads(path.read_text())["runs"]:
+    for run in runs:
         folder = next(
             (
                 o.split("=", 1)[1]
@@ -71,9 +78,17 @@ def run_dirs(path: Path) -> list[tuple[str, int, str]]:
             ),
             None,
         )
-        if folder is not None:  # SB3 rows have no run folder
-            out.append((run["config"], int(run["seed"]), folder))
+        if folder is None:  # SB3 rows have no run folder
+            continue
+        if not (Path(folder) / "checkpoints").is_dir():
+            fail(f"{path}: run folder {folder} has no checkpoints; expected the runs' folders")
+        out.append((run["config"], int(run["seed"]), folder))
     return out
+
+
+def fail(message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def summarise(rows: list[dict]) -> list[dict]:
@@ -117,7 +132,13 @@ def main() -> None:
         "--out", type=Path, default=None, help="JSON with every row and the summary"
     )
     args = parser.parse_args()
+    if args.paths < 1 or args.jobs < 1:
+        fail(f"--paths {args.paths} --jobs {args.jobs}: must be >= 1; expected positive counts")
     runs = [r for path in args.runs for r in run_dirs(path)]
+    if not runs:
+        fail(
+            f"{' '.join(map(str, args.runs))}: no run names its folder; expected run.py's runs files"
+        )
     jobs = [(c, s, d, args.first_seed + k) for c, s, d in runs for k in range(args.paths)]
     with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
         sharpe = list(pool.map(evaluate, [j[2] for j in jobs], [j[3] for j in jobs],

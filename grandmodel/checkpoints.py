@@ -29,6 +29,10 @@ from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from grandmodel.errors import GrandModelError
 
 LAST = "last.ckpt"
+# agent keys that no longer exist, dropped from the configs stored in older checkpoints so their
+# runs still evaluate, export and serve as frozen roles: ``epsilon_decay`` (a DQN's ε per collected
+# batch, replaced by ``exploration_fraction`` on 2026-11-30) only shaped training's exploration
+RETIRED_AGENT_KEYS = ("epsilon_decay",)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -39,12 +43,29 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise GrandModelError(f"{path}: checkpoint not found; expected a checkpoint file (.ckpt)")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # any unpickling refusal or truncated file is reported the same way
         first = _first_line(exc)
         raise GrandModelError(
             f"{path}: not a loadable GrandModel checkpoint ({first}); expected a file written by training"
         ) from None
+    _drop_retired_keys(checkpoint)
+    return checkpoint
+
+
+def _drop_retired_keys(checkpoint: Any) -> None:
+    """Remove :data:`RETIRED_AGENT_KEYS` from the stored agent and frozen-role configs."""
+    extra = checkpoint.get("grandmodel") if isinstance(checkpoint, dict) else None
+    if not isinstance(extra, dict):
+        return
+    agent = (
+        extra.get("config", {}).get("agent", {}) if isinstance(extra.get("config"), dict) else {}
+    )
+    roles = [node for node in agent.values() if isinstance(node, dict)]
+    roles += [node for node in (extra.get("frozen") or {}).values() if isinstance(node, dict)]
+    for node in roles:
+        for key in RETIRED_AGENT_KEYS:
+            node.pop(key, None)
 
 
 def is_full(checkpoint: Mapping[str, Any]) -> bool:

@@ -270,3 +270,24 @@ def test_walk_forward_trains_each_fold_and_pools_out_of_sample(cli, trained) -> 
         run_dir / "fold1" / "checkpoints"
     ).is_dir()
     assert "out-of-sample windows pooled" in result.stdout
+
+
+def test_a_run_saved_before_a_key_was_retired_still_evaluates(trained, tmp_path: Path) -> None:
+    """Checkpoints written before ``agent.risk.epsilon_decay`` became ``exploration_fraction``
+    store the old key; loading drops it, so the same policy walks to the same numbers."""
+    folder, outputs, _ = trained
+    best = next((folder / "checkpoints").glob("best-*.ckpt"))
+    checkpoint = torch.load(best, map_location="cpu", weights_only=True)
+    old = tmp_path / "old" / "checkpoints" / best.name
+    old.parent.mkdir(parents=True)
+    checkpoint["grandmodel"]["config"]["agent"]["risk"]["epsilon_decay"] = 0.995
+    torch.save(checkpoint, old)
+    scores = []
+    for path in (best, old):
+        cfg = grandmodel.load_config(
+            [f"run={path}", "split=test", "counterfactual=false", "logger=csv",
+             f"paths.outputs_dir={outputs}", f"paths.output_dir={tmp_path / path.parent.parent.name}"],
+            config_name="evaluate",
+        )  # fmt: skip
+        scores.append(run_evaluation(cfg)["metrics"]["trained"]["sharpe"])
+    assert scores[0] == scores[1]

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import numpy as np
-from scipy import stats
+from run import t_half_width  # this folder's run.py (the script's folder is on sys.path)
 
 POLICIES = ("trained", "ma_crossover", "regime_filter", "oracle")
 
@@ -105,9 +104,7 @@ def summarise(rows: list[dict]) -> list[dict]:
             ]
         )
         n = len(per_seed)
-        half = (
-            stats.t.ppf(0.975, n - 1) * per_seed.std(ddof=1) / math.sqrt(n) if n > 1 else math.nan
-        )
+        half = t_half_width(per_seed)
         row = {"config": config, "seeds": n, "paths": len(mine) // max(n, 1)}
         for name in POLICIES:
             row[name] = float(np.mean([r[name] for r in mine if name in r]))

@@ -187,7 +187,7 @@ def summarise(runs: list[dict]) -> list[dict]:
     for label, row in rows.items():
         test = np.asarray(row["test"], dtype=float)
         n = len(test)
-        half = stats.t.ppf(0.975, n - 1) * test.std(ddof=1) / math.sqrt(n) if n > 1 else math.nan
+        half = t_half_width(test)
         out.append(
             {
                 "policy": label,
@@ -201,6 +201,12 @@ def summarise(runs: list[dict]) -> list[dict]:
             }
         )
     return out
+
+
+def t_half_width(values: np.ndarray) -> float:
+    """Half-width of the 95% t-interval of the mean of ``values`` (nan for fewer than 2)."""
+    n = len(values)
+    return stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / math.sqrt(n) if n > 1 else math.nan
 
 
 def _mean(values: list[float]) -> float:

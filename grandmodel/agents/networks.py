@@ -55,6 +55,9 @@ class Encoder(nn.Module):
 
     ``flatten`` (default): concatenate the window. ``conv1d``: two temporal convolutions, then the
     mean over time and the last step. ``gru``: the last hidden state of a GRU over the window.
+    ``last``: the last bar's features only; the features already summarise the past (EMAs, RSI,
+    ATR, Bollinger bands), so the input shrinks from W·F to F numbers, which a policy learned from
+    a few hundred days of noisy rewards can fit without memorising the window.
     """
 
     def __init__(self, shape: tuple[int, ...], kind: str = "flatten", size: int = 32) -> None:
@@ -63,6 +66,8 @@ class Encoder(nn.Module):
         windowed = len(self.shape) == 2
         if kind == "flatten" or not windowed:
             self.out_features = math.prod(self.shape)
+        elif kind == "last":
+            self.out_features = self.shape[1]
         elif kind == "conv1d":
             features = self.shape[1]
             self.conv = nn.Sequential(
@@ -83,6 +88,8 @@ class Encoder(nn.Module):
         x = x.reshape(-1, *self.shape)
         if self.kind == "flatten" or len(self.shape) == 1:
             z = x.flatten(1)
+        elif self.kind == "last":
+            z = x[:, -1, :]
         elif self.kind == "conv1d":
             h = self.conv(x.transpose(1, 2))
             z = torch.cat((h.mean(dim=2), h[:, :, -1]), dim=1)

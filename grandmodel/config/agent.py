@@ -8,7 +8,7 @@ from grandmodel.config.base import Problem, check
 from grandmodel.config.env import ROLES
 
 ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "silu", "leaky_relu")
-ENCODERS = ("flatten", "conv1d", "gru")
+ENCODERS = ("flatten", "conv1d", "gru", "last")
 
 
 def _network_problems(obj, fields: tuple[str, ...]) -> list[Problem]:

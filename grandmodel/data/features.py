@@ -36,9 +36,14 @@ FEATURES: dict[str, tuple[str, str]] = {
         "categorical",
     ),
 }
+# time-series momentum over k bars (2, 6, 12 and 24 hours of 30-minute bars), observed only when
+# listed in data.features.<role> (experiments/learning_quality: no better than the default 13)
+MOMENTUM_BARS = (4, 12, 24, 48)
+DEFAULT_FEATURES = tuple(FEATURES)
+FEATURES.update({f"momentum_{k}": (f"ln(close_t / close_t-{k})", "scaled") for k in MOMENTUM_BARS})
 
 OBSERVATION: dict[str, tuple[str, ...]] = {
-    "strategic": tuple(FEATURES),
+    "strategic": DEFAULT_FEATURES,
     "tactical": (
         "log_return",
         "range_pct",
@@ -83,6 +88,8 @@ def compute_features(bars: pd.DataFrame) -> pd.DataFrame:
     col["volume_sma"] = ta.sma(v, 20)
 
     log_return = np.log(c / np.concatenate(([np.nan], c[:-1])))
+    for k in MOMENTUM_BARS:
+        col[f"momentum_{k}"] = np.log(c / np.concatenate((np.full(k, np.nan), c[:-k]))[: c.size])
     width = col["bb_upper"] - col["bb_lower"]
     with np.errstate(divide="ignore", invalid="ignore"):
         col["log_return"] = log_return

@@ -44,7 +44,8 @@ from grandmodel.errors import DataError
 
 log = logging.getLogger(__name__)
 
-FEATURE_VERSION = 3  # 2: k-day bars count trading days; 3: order-book and calendar columns
+# 2: k-day bars count trading days; 3: order-book and calendar columns; 4: momentum_k columns
+FEATURE_VERSION = 4
 
 
 @dataclass

@@ -54,6 +54,10 @@ def model_config(
         )
         cfg.data = OmegaConf.create(OmegaConf.to_container(scope.data, resolve=True))
         cfg.data.episode_length = run.config.data.episode_length
+        # the features a model observes are part of the model: the new source feeds the same ones
+        cfg.data.features = OmegaConf.create(
+            OmegaConf.to_container(run.config.data.features, resolve=True)
+        )
     if capital is not None:
         cfg.env.initial_capital = float(capital)
     return cfg

@@ -20,14 +20,12 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import torch
-from omegaconf import DictConfig
 
 from grandmodel.agents import group_specs
 from grandmodel.config import typed
 from grandmodel.config.data import DataConfig
 from grandmodel.config.deploy import ExportSettings
 from grandmodel.config.env import ROLES
-from grandmodel.data.features import OBSERVATION
 from grandmodel.data.market_data import MarketData
 from grandmodel.data.pipeline import load_tables
 from grandmodel.deploy.bundle import export_onnx, require_trained_policy
@@ -68,11 +66,15 @@ class RiskGraph:
         return torch.from_numpy(self.session.run(None, {self.name: observation.numpy()})[0])
 
 
-def raw_features(cfg: DictConfig) -> dict[str, np.ndarray]:
-    """The prepared, un-normalised strategic and tactical feature tables (what the graphs take)."""
+def raw_features(walk: Walk) -> dict[str, np.ndarray]:
+    """The prepared, un-normalised strategic and tactical feature tables (what the graphs take),
+    with the columns the walk's model observes."""
+    cfg = walk.cfg
     tables = load_tables(typed(cfg.data, DataConfig), Path(cfg.paths.cache_dir))
     return {
-        frame: tables.frames[frame][list(OBSERVATION[frame])].to_numpy(np.float64)
+        frame: tables.frames[frame][list(getattr(walk.data, frame).feature_names)].to_numpy(
+            np.float64
+        )
         for frame in FRAMES
     }
 
@@ -92,7 +94,7 @@ def onnx_policy(
         with torch.random.fork_rng():
             sessions = _exported(walk, run)
         names = {role: role for role in sessions}
-    raw = raw_features(walk.cfg)
+    raw = raw_features(walk)
     out = dict(torch_policy)
     for role, session in sessions.items():
         if role == "risk":

@@ -62,11 +62,21 @@ def test_gae_over_decision_points_matches_a_hand_computation() -> None:
     assert target[0, 0].item() == pytest.approx(a0 + 10)
 
 
-@pytest.mark.parametrize("kind", ["flatten", "conv1d", "gru"])
+@pytest.mark.parametrize("kind", ["flatten", "conv1d", "gru", "last"])
 def test_encoders_keep_leading_dimensions(kind: str) -> None:
     encoder = Encoder((48, 13), kind, 16)
     out = encoder(torch.randn(5, 7, 48, 13))
     assert out.shape == (5, 7, encoder.out_features)
+
+
+def test_the_last_bar_encoder_sees_only_the_last_bar() -> None:
+    encoder = Encoder((48, 13), "last")
+    window = torch.randn(3, 48, 13)
+    changed = window.clone()
+    changed[:, :-1] = torch.randn(3, 47, 13)
+    assert torch.equal(encoder(window), window[:, -1]) and torch.equal(
+        encoder(changed), encoder(window)
+    )
 
 
 def _cartpole(n: int = 4):

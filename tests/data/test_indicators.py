@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from grandmodel.data import indicators as ta
-from grandmodel.data.features import compute_features
+from grandmodel.data.features import MOMENTUM_BARS, compute_features
 from grandmodel.data.resample import resample_bars
 from tests.conftest import es_bars
 
@@ -83,3 +83,5 @@ def test_feature_table_columns_equal_talib(size: str) -> None:
     _same(bars["bb_lower"].to_numpy(), lower)
     _same(bars["volume_sma"].to_numpy(), talib.SMA(v, 20))
     _same(bars["volume_ratio"].to_numpy(), v / talib.SMA(v, 20))
+    for k in MOMENTUM_BARS:  # TA-Lib's ROCR is close_t / close_t-k
+        _same(bars[f"momentum_{k}"].to_numpy(), np.log(talib.ROCR(c, k)))

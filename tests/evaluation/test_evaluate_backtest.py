@@ -291,3 +291,25 @@ def test_a_run_saved_before_a_key_was_retired_still_evaluates(trained, tmp_path:
         )  # fmt: skip
         scores.append(run_evaluation(cfg)["metrics"]["trained"]["sharpe"])
     assert scores[0] == scores[1]
+
+
+def test_a_model_with_its_own_features_evaluates_on_a_new_market(tmp_path: Path) -> None:
+    """``data=<another source>`` replaces where the bars come from, not what the model observes:
+    the run's feature lists travel with it (here the opt-in momentum features)."""
+    features = "data.features.strategic=[log_return,trend_regime,momentum_4,momentum_48]"
+    folder = tmp_path / "runs" / "momentum"
+    cfg = grandmodel.load_config(
+        ["experiment=smoke", features, "agent=ppo", "logger=csv",
+         f"paths.outputs_dir={tmp_path}", f"paths.output_dir={folder}"]
+    )  # fmt: skip
+    train(cfg)
+    cfg = grandmodel.load_config(
+        [f"run={folder}", "data=synthetic", "data.synthetic.days=12", "data.synthetic.seed=1001",
+         "data.cache=false", "split=test", "counterfactual=false", "logger=csv",
+         f"paths.outputs_dir={tmp_path}", f"paths.output_dir={tmp_path / 'fresh'}"],
+        config_name="evaluate",
+    )  # fmt: skip
+    metrics = run_evaluation(cfg)["metrics"]
+    assert np.isfinite(metrics["trained"]["sharpe"]) and "ma_crossover" in metrics
+    report = (tmp_path / "fresh" / "report.md").read_text(encoding="utf-8")
+    assert "synthetic" in report

@@ -35,6 +35,19 @@ LAST = "last.ckpt"
 RETIRED_AGENT_KEYS = ("epsilon_decay",)
 
 
+def run_checkpoint(folder: Path) -> Path:
+    """The checkpoint a run folder stands for: its best (``best-*.ckpt``, the latest), else ``last.ckpt``."""
+    best = sorted((folder / "checkpoints").glob("best-*.ckpt"))
+    if best:
+        return best[-1]
+    last = folder / "checkpoints" / "last.ckpt"
+    if last.is_file():
+        return last
+    raise GrandModelError(
+        f"{folder}: no checkpoint in {folder / 'checkpoints'}; expected best-*.ckpt or last.ckpt"
+    )
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """A checkpoint read with ``weights_only=True``, on the CPU."""
     path = Path(path)

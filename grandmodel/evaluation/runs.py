@@ -8,7 +8,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from grandmodel.checkpoints import load_checkpoint
+from grandmodel.checkpoints import load_checkpoint, run_checkpoint
 from grandmodel.data.normalise import NormStats
 from grandmodel.errors import GrandModelError
 from grandmodel.tracking import RUN_ID_FILE, is_run_id, locate_run
@@ -34,24 +34,12 @@ def resolve_run(spec: str, tracking_uri: str | None = None) -> TrainedRun:
     """``spec`` is a run folder (uses its best checkpoint, else last), a ``.ckpt`` file, or an MLflow run id."""
     path = Path(spec)
     if path.is_dir():
-        return _from_checkpoint(_pick(path), output_dir=path)
+        return _from_checkpoint(run_checkpoint(path), output_dir=path)
     if path.is_file():
         return _from_checkpoint(path)
     if is_run_id(spec):
         return _from_mlflow(spec, tracking_uri)
     raise GrandModelError(f"run={spec}: not a run folder, a checkpoint file or an MLflow run id")
-
-
-def _pick(folder: Path) -> Path:
-    best = sorted((folder / "checkpoints").glob("best-*.ckpt"))
-    if best:
-        return best[-1]
-    last = folder / "checkpoints" / "last.ckpt"
-    if last.is_file():
-        return last
-    raise GrandModelError(
-        f"run={folder}: no checkpoint in {folder / 'checkpoints'} (expected best-*.ckpt or last.ckpt)"
-    )
 
 
 def _from_checkpoint(
@@ -82,6 +70,8 @@ def _from_mlflow(run_id: str, tracking_uri: str | None) -> TrainedRun:
         )
     found = locate_run(tracking_uri, run_id)
     if found.output_dir is not None:
-        return _from_checkpoint(_pick(found.output_dir), run_id=run_id, output_dir=found.output_dir)
+        return _from_checkpoint(
+            run_checkpoint(found.output_dir), run_id=run_id, output_dir=found.output_dir
+        )
     assert found.checkpoint is not None
     return _from_checkpoint(found.checkpoint, run_id=run_id)

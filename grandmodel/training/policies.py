@@ -13,7 +13,7 @@ from torch import nn
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from grandmodel.agents import Algorithm, GroupSpec, build_learner
-from grandmodel.checkpoints import load_checkpoint
+from grandmodel.checkpoints import load_checkpoint, run_checkpoint
 from grandmodel.config.env import ROLES
 from grandmodel.env.baselines import baseline_policy
 from grandmodel.errors import GrandModelError
@@ -59,8 +59,9 @@ def baseline_params(cfg: DictConfig) -> dict[str, dict[str, float]]:
 def frozen_learner(
     path: str | Path, role: str, group: GroupSpec
 ) -> tuple[Algorithm, dict[str, Any]]:
-    """The ``role`` learner of an earlier run's checkpoint with its trained weights, and its config."""
-    checkpoint = load_checkpoint(path)
+    """The ``role`` learner of an earlier run's checkpoint (or run folder: its best checkpoint) with
+    its trained weights, and its config."""
+    checkpoint = load_checkpoint(run_checkpoint(Path(path)) if Path(path).is_dir() else path)
     config = OmegaConf.create(checkpoint.get("grandmodel", {}).get("config", {}))
     if role not in config.get("agent", {}):
         raise GrandModelError(f"{path}: checkpoint has no configuration for the {role} agent")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 
@@ -127,3 +128,36 @@ def test_frozen_checkpoint_drives_a_role_that_does_not_learn(cli, outputs: Path)
         "grandmodel.train", "experiment=smoke", "agent=sac", f"agent.frozen.risk={checkpoint}"
     )
     assert wrong.returncode == 2 and "the risk agent did not learn in that run" in wrong.stderr
+
+
+def test_a_run_folder_freezes_a_role_at_its_best_checkpoint(cli, outputs: Path) -> None:
+    """``agent.frozen.<role>=<run folder>`` means the folder's best checkpoint, as ``run=`` does:
+    the stages of a staged training chain by folder."""
+    first = cli(
+        "grandmodel.train",
+        "experiment=smoke",
+        "agent=ppo",
+        "hydra.run.dir=" + str(outputs / "runs" / "stage1"),
+    )
+    assert first.returncode == 0, first.stderr[-3000:]
+    folder = outputs / "runs" / "stage1"
+    best = sorted((folder / "checkpoints").glob("best-*.ckpt"))[-1]
+    reports = []
+    for frozen, name in ((best, "by-file"), (folder, "by-folder")):
+        run = outputs / "runs" / name
+        result = cli(
+            "grandmodel.train", "experiment=smoke", "agent=sac", f"agent.frozen.strategic={frozen}",
+            f"hydra.run.dir={run}",
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        reports.append(json.loads((run / "final.json").read_text()))
+    assert reports[0] == reports[1]
+    empty = outputs / "runs" / "empty"
+    (empty / "checkpoints").mkdir(parents=True)
+    missing = cli(
+        "grandmodel.train", "experiment=smoke", "agent=sac", f"agent.frozen.strategic={empty}"
+    )
+    assert missing.returncode == 2
+    assert missing.stderr.strip().splitlines()[-1] == (
+        f"error: {empty}: no checkpoint in {empty / 'checkpoints'}; expected best-*.ckpt or last.ckpt"
+    )

@@ -21,7 +21,7 @@ install: $(STAMP)
 train: install
 	$(BIN)/python -m grandmodel.train $(ARGS)
 
-# Staged training (README.md, "Training"): the strategic PPO, then the tactical SAC with it frozen,
+# Staged training (README.md, "Everyday commands"): the strategic PPO, then the tactical SAC with it frozen,
 # then the risk DQN with both frozen; the settings measured best in experiments/learning_quality.
 STAGED := outputs/staged/$(shell date +%Y-%m-%d_%H-%M-%S)
 STAGED_SETTINGS = agent.strategic.encoder=last agent.strategic.gae_lambda=0 \

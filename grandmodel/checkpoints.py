@@ -35,8 +35,9 @@ LAST = "last.ckpt"
 RETIRED_AGENT_KEYS = ("epsilon_decay",)
 
 
-def run_checkpoint(folder: Path) -> Path:
-    """The checkpoint a run folder stands for: its best (``best-*.ckpt``, the latest), else ``last.ckpt``."""
+def run_checkpoint(folder: Path, key: str = "run") -> Path:
+    """The checkpoint a run folder stands for: its best (``best-*.ckpt``, the latest), else
+    ``last.ckpt``; ``key`` is the setting that named the folder (for the error line)."""
     best = sorted((folder / "checkpoints").glob("best-*.ckpt"))
     if best:
         return best[-1]
@@ -44,7 +45,7 @@ def run_checkpoint(folder: Path) -> Path:
     if last.is_file():
         return last
     raise GrandModelError(
-        f"{folder}: no checkpoint in {folder / 'checkpoints'}; expected best-*.ckpt or last.ckpt"
+        f"{key}={folder}: no checkpoint in {folder / 'checkpoints'}; expected best-*.ckpt or last.ckpt"
     )
 
 

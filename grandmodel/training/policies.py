@@ -61,7 +61,10 @@ def frozen_learner(
 ) -> tuple[Algorithm, dict[str, Any]]:
     """The ``role`` learner of an earlier run's checkpoint (or run folder: its best checkpoint) with
     its trained weights, and its config."""
-    checkpoint = load_checkpoint(run_checkpoint(Path(path)) if Path(path).is_dir() else path)
+    folder = Path(path)
+    checkpoint = load_checkpoint(
+        run_checkpoint(folder, f"agent.frozen.{role}") if folder.is_dir() else path
+    )
     config = OmegaConf.create(checkpoint.get("grandmodel", {}).get("config", {}))
     if role not in config.get("agent", {}):
         raise GrandModelError(f"{path}: checkpoint has no configuration for the {role} agent")

@@ -159,5 +159,6 @@ def test_a_run_folder_freezes_a_role_at_its_best_checkpoint(cli, outputs: Path) 
     )
     assert missing.returncode == 2
     assert missing.stderr.strip().splitlines()[-1] == (
-        f"error: {empty}: no checkpoint in {empty / 'checkpoints'}; expected best-*.ckpt or last.ckpt"
+        f"error: agent.frozen.strategic={empty}: no checkpoint in {empty / 'checkpoints'}; "
+        "expected best-*.ckpt or last.ckpt"
     )

@@ -37,6 +37,8 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from grandmodel.checkpoints import run_checkpoint
+
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 REFERENCES = ("flat", "buy_and_hold", "random", "ma_crossover", "regime_filter", "oracle")
@@ -75,14 +77,13 @@ def train(
     if done.returncode != 0:
         raise SystemExit(f"{config} seed {seed} failed:\n{done.stderr[-3000:]}")
     final = json.loads((folder / "final.json").read_text())
-    best = sorted((folder / "checkpoints").glob("best-*.ckpt"))
     return {
         "config": label,
         "overrides": overrides,
         "seed": seed,
         "seconds": time.perf_counter() - start,
         "sharpe": final["sharpe"],
-        "checkpoint": str(best[-1] if best else folder / "checkpoints" / "last.ckpt"),
+        "checkpoint": str(run_checkpoint(folder)),
     }
 
 

@@ -32,6 +32,7 @@ from grandmodel.data.features import (
     SOURCE_FEATURES,
     compute_features,
     first_complete_row,
+    realized_variance,
 )
 from grandmodel.data.loader import read_ohlcv
 from grandmodel.data.market_data import Bars, MarketData
@@ -44,8 +45,9 @@ from grandmodel.errors import DataError
 
 log = logging.getLogger(__name__)
 
-# 2: k-day bars count trading days; 3: order-book and calendar columns; 4: momentum_k columns
-FEATURE_VERSION = 4
+# 2: k-day bars count trading days; 3: order-book and calendar columns; 4: momentum_k columns;
+# 5: realized_var and realized_vol_k columns
+FEATURE_VERSION = 5
 
 
 @dataclass
@@ -202,6 +204,8 @@ def build_tables(base: pd.DataFrame, size: dict[str, pd.Timedelta]) -> dict[str,
     """Resample (strategic from tactical bars: same bins, fewer rows) and compute features."""
     tactical = resample_bars(base, size["tactical"], size["base"])
     strategic = resample_bars(tactical, size["strategic"], size["tactical"])
+    for bars in (tactical, strategic):
+        bars["realized_var"] = realized_variance(base, bars)
     return {
         "base": base,
         "tactical": compute_features(tactical),

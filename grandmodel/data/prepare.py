@@ -29,7 +29,6 @@ register_configs()
 
 def run(cfg: DictConfig, console: Console | None = None) -> MarketData:
     """Prepare (or load from cache) the data of ``cfg``, print the summary, write norm stats/export."""
-    from grandmodel.data.features import OBSERVATION
     from grandmodel.data.normalise import save_norm
     from grandmodel.data.pipeline import export_table, prepare
 
@@ -47,7 +46,7 @@ def run(cfg: DictConfig, console: Console | None = None) -> MarketData:
         export_table(tables, data_cfg.export)
     console.print(summary(data, time.perf_counter() - started))
     for name in ("strategic", "tactical"):
-        console.print(f"{name} features: {', '.join(OBSERVATION[name])}")
+        console.print(f"{name} features: {', '.join(getattr(data, name).feature_names)}")
     console.print(f"normalisation statistics: {norm_path}")
     if data_cfg.export:
         console.print(f"feature table: {data_cfg.export}")

@@ -26,7 +26,6 @@ from omegaconf import DictConfig, OmegaConf
 from grandmodel.agents import group_specs
 from grandmodel.config import typed
 from grandmodel.config.data import DataConfig
-from grandmodel.data.features import OBSERVATION
 from grandmodel.data.pipeline import prepare
 from grandmodel.deploy.contract import NORM_FILE, build_metadata, norm_json, production_config
 from grandmodel.deploy.heads import RoleHead, build_heads
@@ -81,13 +80,13 @@ def export_bundle(
     require_trained_policy(run)
     cfg = model_config(run, paths)
     tables, data = prepare(typed(cfg.data, DataConfig), Path(paths.cache_dir), run.norm)
-    raw = {  # the prepared, un-normalised feature tables: what a bundle takes
-        frame: tables.frames[frame][list(OBSERVATION[frame])].to_numpy(np.float64)
+    features = {role: getattr(data, role).feature_names for role in ("strategic", "tactical")}
+    raw = {  # the prepared, un-normalised feature tables of the model's features: what a bundle takes
+        frame: tables.frames[frame][list(features[frame])].to_numpy(np.float64)
         for frame in ("strategic", "tactical")
     }
     env = MarketEnv(data, cfg, n_envs=1, split="test", mode="eval")
     groups = group_specs(env)
-    features = {role: getattr(data, role).feature_names for role in ("strategic", "tactical")}
     heads = build_heads(run.checkpoint, groups, run.norm, features)
     training = {"data_hash": tables.info.get("key"), **training}
     training["data_hash_at_export"] = tables.info.get("key")

@@ -1,4 +1,5 @@
-"""TA-Lib is the oracle: our indicators equal its values after warm-up to 1e-9."""
+"""TA-Lib is the oracle: our indicators equal its values after warm-up to 1e-9 (pandas resampling
+for realized volatility, which TA-Lib does not have)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from grandmodel.data import indicators as ta
-from grandmodel.data.features import MOMENTUM_BARS, compute_features
+from grandmodel.data.features import MOMENTUM_BARS, REALIZED_VOL_BARS, compute_features
+from grandmodel.data.pipeline import build_tables
 from grandmodel.data.resample import resample_bars
 from tests.conftest import es_bars
 
@@ -85,3 +87,21 @@ def test_feature_table_columns_equal_talib(size: str) -> None:
     _same(bars["volume_ratio"].to_numpy(), v / talib.SMA(v, 20))
     for k in MOMENTUM_BARS:  # TA-Lib's ROCR is close_t / close_t-k
         _same(bars[f"momentum_{k}"].to_numpy(), np.log(talib.ROCR(c, k)))
+
+
+def test_realized_volatility_equals_pandas_resampling_of_the_minute_bars() -> None:
+    """Strategic bars are built from tactical ones; their realized variance is still the sum over
+    the one-minute bars inside, so both timeframes equal pandas' resampling of the base bars."""
+    import pandas as pd
+
+    base = es_bars(days=6, seed=2)
+    sizes = {"base": pd.Timedelta("1min"), "tactical": pd.Timedelta("5min")}
+    tables = build_tables(base, {**sizes, "strategic": pd.Timedelta("30min")})
+    squared = np.log(base["close"] / base["open"]) ** 2
+    for name, size in (("tactical", "5min"), ("strategic", "30min")):
+        bars = tables[name]
+        ref = squared.resample(size, closed="left", label="left").sum().reindex(bars.index)
+        np.testing.assert_allclose(bars["realized_var"].to_numpy(), ref.to_numpy(), **TOL)
+        for k in REALIZED_VOL_BARS:
+            expected = 0.5 * np.log(ref.rolling(k).mean().to_numpy())
+            _same(bars[f"realized_vol_{k}"].to_numpy(), expected)

@@ -8,6 +8,7 @@ import pytest
 
 from grandmodel.config import load_config, typed
 from grandmodel.config.data import DataConfig
+from grandmodel.data.features import OBSERVATION
 from grandmodel.data.pipeline import Tables, load_tables
 from tests.deploy.helpers import run_module
 
@@ -27,13 +28,16 @@ def smoke_tables(tmp_path_factory: pytest.TempPathFactory) -> tuple[Tables, Path
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """One smoke training run (PPO strategic, baseline tactical and risk: it trades) tracked in an
-    MLflow SQLite store under its outputs folder, and its bundle."""
+    MLflow SQLite store under its outputs folder, and its bundle. The strategic agent observes two
+    opt-in features beside the defaults, so the paper loop must compute those live too."""
     outputs = tmp_path_factory.mktemp("paper_bundle")
     run_dir = outputs / "runs" / "smoke"
     paths = [f"paths.outputs_dir={outputs}"]
+    strategic = ",".join((*OBSERVATION["strategic"], "momentum_12", "realized_vol_4"))
     trained = run_module(
-        "grandmodel.train", "experiment=smoke", "agent=ppo", *paths, f"paths.output_dir={run_dir}"
-    )
+        "grandmodel.train", "experiment=smoke", "agent=ppo", *paths, f"paths.output_dir={run_dir}",
+        f"data.features.strategic=[{strategic}]",
+    )  # fmt: skip
     assert trained.returncode == 0, trained.stderr[-3000:]
     export = run_module("grandmodel.export", f"run={run_dir}", "name=smoke", *paths)
     assert export.returncode == 0, export.stderr[-3000:]

@@ -14,8 +14,8 @@ import pandas as pd
 from grandmodel.config import typed
 from grandmodel.config.data import DataConfig
 from grandmodel.config.paper import MonitorConfig
-from grandmodel.data.features import OBSERVATION
 from grandmodel.data.pipeline import prepare
+from grandmodel.data.sources import observed
 from grandmodel.deploy.inference import InferencePolicy
 from grandmodel.deploy.monitor.metrics import DriftDetector, Thresholds, rolling_performance
 from grandmodel.deploy.paper.features import Bar, LiveFeatures
@@ -24,10 +24,15 @@ from grandmodel.errors import GrandModelError
 ACTIONS = ["strategic", "entry_timing", "stop_distance", "position_scale"]
 
 
-def feature_names() -> list[str]:
-    return [f"tactical/{n}" for n in OBSERVATION["tactical"]] + [
-        f"strategic/{n}" for n in OBSERVATION["strategic"]
-    ]
+def bundle_features(metadata: dict[str, Any]) -> dict[str, tuple[str, ...]]:
+    """The features each role of a bundle observes (its manifest's inputs)."""
+    roles = metadata["roles"]
+    return {role: tuple(roles[role]["input"]["features"]) for role in ("tactical", "strategic")}
+
+
+def feature_names(columns: dict[str, tuple[str, ...]]) -> list[str]:
+    """``<role>/<feature>`` of the tactical, then the strategic features (the drift columns)."""
+    return [f"{role}/{n}" for role in ("tactical", "strategic") for n in columns[role]]
 
 
 def journal_path(spec: str, outputs_dir: str) -> Path:
@@ -59,11 +64,12 @@ def session_features(bars: pd.DataFrame, metadata: dict[str, Any]) -> np.ndarray
     sizes = {
         k: int(pd.Timedelta(pd.tseries.frequencies.to_offset(v)).value) for k, v in frames.items()
     }
-    live = LiveFeatures(sizes, {"tactical": 1, "strategic": 1})
+    columns = bundle_features(metadata)
+    live = LiveFeatures(sizes, {"tactical": 1, "strategic": 1}, columns)
     first = pd.Timestamp(int(bars["open_ns"].iloc[0]), tz="UTC").tz_convert(clock["timezone"])
     offset = int(first.utcoffset().total_seconds() * 1e9)
     rows = []
-    strategic = np.full(len(OBSERVATION["strategic"]), np.nan)
+    strategic = np.full(len(columns["strategic"]), np.nan)
     for r in bars.itertuples(index=False):
         bar = Bar(int(r.open_ns), r.open, r.high, r.low, r.close, r.volume)
         for done in live.push(bar, offset):
@@ -85,8 +91,9 @@ def reference_data(
     start, stop = data.splits["train"]
     t = np.arange(start, stop)
     si = data.strategic_index.numpy()[t]
-    tac = tables.frames["tactical"][list(OBSERVATION["tactical"])].to_numpy(np.float64)
-    strat = tables.frames["strategic"][list(OBSERVATION["strategic"])].to_numpy(np.float64)
+    columns = observed(data_cfg)
+    tac = tables.frames["tactical"][list(columns["tactical"])].to_numpy(np.float64)
+    strat = tables.frames["strategic"][list(columns["strategic"])].to_numpy(np.float64)
     features = np.concatenate((tac[t], strat[si]), axis=1)
     actions = None
     if policy is not None:
@@ -125,9 +132,9 @@ def run_monitor(cfg: Any) -> dict[str, Any]:
         uri = str(mc.logger.tracking_uri) if mc.logger.kind == "mlflow" else None
         ref, ref_actions, ref_run = reference_data(mc.reference, mc.paths, uri, policy)
         run_id = run_id or ref_run
-        feats = session_features(j["bars"], policy.metadata if policy else meta["metadata"])
-        rows = feats[decisions["t"].to_numpy()]
-        drift = _drift(ref, rows, feature_names(), mc)
+        metadata = policy.metadata if policy else meta["metadata"]
+        rows = session_features(j["bars"], metadata)[decisions["t"].to_numpy()]
+        drift = _drift(ref, rows, feature_names(bundle_features(metadata)), mc)
         summary |= {"feature_drift_alarms": int(drift["alarm"].sum()), "windows": len(drift)}
         if ref_actions is not None:
             mine = decisions[

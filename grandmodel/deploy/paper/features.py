@@ -18,12 +18,26 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from grandmodel.data.features import OBSERVATION, market_session
+from grandmodel.data.features import (
+    DEFAULT_FEATURES,
+    MOMENTUM_BARS,
+    OBSERVATION,
+    REALIZED_VOL_BARS,
+    market_session,
+)
+
+# what FeatureState computes: the bar features (not those of a book, events or trades file)
+LIVE_FEATURES: tuple[str, ...] = (
+    *DEFAULT_FEATURES,
+    *(f"momentum_{k}" for k in MOMENTUM_BARS),
+    *(f"realized_vol_{k}" for k in REALIZED_VOL_BARS),
+)
 
 
 @dataclass(frozen=True)
 class Bar:
-    """One OHLCV bar; ``open_ns`` is its open time (UTC ns), ``known_ns`` when it is complete."""
+    """One OHLCV bar; ``open_ns`` is its open time (UTC ns), ``known_ns`` when it is complete;
+    ``realized_var`` the Σ ln(close / open)² of the base bars inside (NaN: a base bar, its own)."""
 
     open_ns: int
     open: float
@@ -32,6 +46,14 @@ class Bar:
     close: float
     volume: float
     known_ns: int = 0
+    realized_var: float = math.nan
+
+    @property
+    def variance(self) -> float:
+        """``realized_var``, or ln(close / open)² for a base bar."""
+        if math.isnan(self.realized_var):
+            return math.log(self.close / self.open) ** 2
+        return self.realized_var
 
 
 class Resampler:
@@ -50,14 +72,16 @@ class Resampler:
         if self.bin is not None and b != self.bin:
             done.append(self._close())
         if self.bin is None:
-            self.bin, self.acc = b, [bar.open, bar.high, bar.low, bar.close, bar.volume]
+            self.bin = b
+            self.acc = [bar.open, bar.high, bar.low, bar.close, bar.volume, bar.variance]
         else:
             a = self.acc
-            a[1], a[2], a[3], a[4] = (
+            a[1], a[2], a[3], a[4], a[5] = (
                 max(a[1], bar.high),
                 min(a[2], bar.low),
                 bar.close,
                 a[4] + bar.volume,
+                a[5] + bar.variance,
             )
         if bar.open_ns + self.base >= self._label() + self.size:  # its last slot has arrived
             done.append(self._close())
@@ -67,9 +91,9 @@ class Resampler:
         return int(self.bin) * self.size - self.offset
 
     def _close(self) -> Bar:
-        label, (o, h, lo, c, v) = self._label(), self.acc
+        label, (o, h, lo, c, v, var) = self._label(), self.acc
         self.bin, self.acc = None, []
-        return Bar(label, o, h, lo, c, v, label + self.size)
+        return Bar(label, o, h, lo, c, v, label + self.size, var)
 
 
 class _Ema:
@@ -135,10 +159,13 @@ class _Wilder:
 
 class FeatureState:
     """Indicators of one timeframe, advanced one completed bar at a time; :meth:`update` returns the
-    raw (un-normalised) values of ``OBSERVATION[role]`` for that bar, as ``compute_features`` would."""
+    raw (un-normalised) values of ``columns`` (default ``OBSERVATION[role]``; any of
+    :data:`LIVE_FEATURES`) for that bar, as ``compute_features`` would."""
 
-    def __init__(self, role: str) -> None:
-        self.columns = OBSERVATION[role]
+    def __init__(self, role: str, columns: tuple[str, ...] | None = None) -> None:
+        self.columns = tuple(columns or OBSERVATION[role])
+        self.closes: deque[float] = deque(maxlen=max(MOMENTUM_BARS) + 1)
+        self.variance = {k: _Window(k) for k in REALIZED_VOL_BARS}
         self.prev_close = math.nan
         self.rsi_gain, self.rsi_loss, self.atr = _Wilder(14), _Wilder(14), _Wilder(14)
         self.macd_fast, self.macd_slow = _Ema(12, start=25), _Ema(26, start=25)
@@ -199,6 +226,12 @@ class FeatureState:
         if "market_session" in self.columns:
             stamp = pd.DatetimeIndex([pd.Timestamp(bar.open_ns, tz="UTC")])
             f["market_session"] = float(market_session(stamp)[0])
+        self.closes.append(c)
+        for k in MOMENTUM_BARS:
+            f[f"momentum_{k}"] = math.log(c / self.closes[-k - 1]) if n >= k else math.nan
+        for k, window in self.variance.items():
+            mean = window.update(bar.variance)[0] / k
+            f[f"realized_vol_{k}"] = 0.5 * math.log(mean) if mean > 0 else math.nan
         return np.array([f[name] for name in self.columns], dtype=np.float64)
 
 
@@ -234,11 +267,19 @@ class Completed:
 class LiveFeatures:
     """Base bars in → completed tactical bars out, with tactical and strategic observation windows."""
 
-    def __init__(self, sizes_ns: dict[str, int], windows: dict[str, int]) -> None:
+    def __init__(
+        self,
+        sizes_ns: dict[str, int],
+        windows: dict[str, int],
+        columns: dict[str, tuple[str, ...]] | None = None,
+    ) -> None:
         self.sizes = sizes_ns
         self.tactical_bins: Resampler | None = None
         self.strategic_bins: Resampler | None = None
-        self.state = {role: FeatureState(role) for role in ("tactical", "strategic")}
+        self.state = {
+            role: FeatureState(role, (columns or {}).get(role))
+            for role in ("tactical", "strategic")
+        }
         self.windows = {role: Windows(windows[role]) for role in ("tactical", "strategic")}
         self.tactical_count = 0
         self.strategic_count = 0

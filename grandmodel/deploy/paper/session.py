@@ -28,13 +28,12 @@ import pandas as pd
 from grandmodel.config import typed
 from grandmodel.config.env import ContractConfig, CostConfig, EnvConfig, RewardConfig
 from grandmodel.config.paper import FeedKind, PaperSettings
-from grandmodel.data.features import OBSERVATION
 from grandmodel.data.timeframes import bars_per_year
 from grandmodel.deploy.inference import InferencePolicy
 from grandmodel.deploy.monitor.metrics import DriftDetector, rolling_performance
-from grandmodel.deploy.monitor.report import feature_names, reference_data
+from grandmodel.deploy.monitor.report import bundle_features, feature_names, reference_data
 from grandmodel.deploy.paper.broker import Settlement, SimulatedBroker
-from grandmodel.deploy.paper.features import Bar, LiveFeatures
+from grandmodel.deploy.paper.features import LIVE_FEATURES, Bar, LiveFeatures
 from grandmodel.deploy.paper.feeds import ReplayFeed, TailFeed
 from grandmodel.deploy.paper.gate import HALTED, RiskGate, Transition, gated_actions
 from grandmodel.deploy.paper.journal import Journal
@@ -97,14 +96,17 @@ class PaperSession:
         frames["strategic"] = md["roles"]["strategic"]["input"]["timeframe"]
         sizes = {k: pd.Timedelta(pd.tseries.frequencies.to_offset(v)) for k, v in frames.items()}
         windows = {r: int(md["roles"][r]["input"]["window"]) for r in ("tactical", "strategic")}
-        for role in windows:
-            features = list(md["roles"][role]["input"]["features"])
-            if features != list(OBSERVATION[role]):
+        self.columns = bundle_features(md)
+        for role, features in self.columns.items():
+            unknown = [name for name in features if name not in LIVE_FEATURES]
+            if unknown:
                 raise GrandModelError(
-                    f"{cfg.bundle}: the {role} agent observes {features}; the paper loop computes "
-                    f"the default features incrementally, expected {list(OBSERVATION[role])}"
+                    f"{cfg.bundle}: the {role} agent observes {unknown}, which the paper loop does "
+                    f"not compute from bars; expected features from {list(LIVE_FEATURES)}"
                 )
-        self.features = LiveFeatures({k: int(v.value) for k, v in sizes.items()}, windows)
+        self.features = LiveFeatures(
+            {k: int(v.value) for k, v in sizes.items()}, windows, self.columns
+        )
         env = bundle_env(typed(cfg.env, EnvConfig), md)
         s = self.settings
         inst = cfg.instrument
@@ -334,7 +336,7 @@ class PaperSession:
         """Feature drift against the reference run's training split, as the monitor computes it."""
         ref, _, _ = reference_data(str(self.settings.reference), cfg.paths, uri, None)
         window = min(self.settings.monitor_window, len(ref) // 2)
-        return DriftDetector(ref, feature_names(), window)
+        return DriftDetector(ref, feature_names(self.columns), window)
 
     def _transition(self, moved: Transition | None, time_ns: int, live: bool) -> None:
         if moved is None or not live:

@@ -110,7 +110,9 @@ def compute_features(bars: pd.DataFrame) -> pd.DataFrame:
         variance = bars["realized_var"].to_numpy(np.float64)
         for k in REALIZED_VOL_BARS:
             mean = ta.sma(variance, k)
-            with np.errstate(divide="ignore", invalid="ignore"):  # no move in k bars: NaN (train mean)
+            with np.errstate(
+                divide="ignore", invalid="ignore"
+            ):  # no move in k bars: NaN (train mean)
                 col[f"realized_vol_{k}"] = np.where(mean > 0, 0.5 * np.log(mean), np.nan)
     width = col["bb_upper"] - col["bb_lower"]
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -58,7 +58,10 @@ def adapt_to_market(cfg: DictConfig, make_evaluator: MakeEvaluator) -> dict[str,
     run_cfg = OmegaConf.create(extra["config"])
     for key in ("meta", "ckpt_path"):
         run_cfg.pop(key, None)
-    run_cfg.data = cfg.data
+    features = OmegaConf.to_container(run_cfg.data.features)  # part of the model: the new
+    run_cfg.data = cfg.data  # market feeds the same ones
+    for name, names in features.items():
+        run_cfg.data.features[name] = names
     run_cfg.paths = cfg.paths
     run_cfg.seed = ac.seed
     run_cfg.agent.learn = [role]

@@ -11,6 +11,7 @@ import torch
 
 from grandmodel.checkpoints import load_checkpoint
 from grandmodel.config import ConfigError, load_config
+from grandmodel.data.features import OBSERVATION
 from grandmodel.errors import GrandModelError
 from grandmodel.meta.system import run_meta
 
@@ -19,6 +20,9 @@ SMOKE = [
     "meta.inner_updates=2", "meta.frames_per_update=64", "meta.family.tasks=2",
     "meta.family.days=12",
 ]  # fmt: skip
+# the strategic agent observes an opt-in feature: adapting to a new market must keep the model's list
+STRATEGIC = [*OBSERVATION["strategic"], "realized_vol_4"]
+SMOKE.append(f"data.features.strategic=[{','.join(STRATEGIC)}]")
 
 
 def _meta(outputs: Path, name: str, *extra: str) -> dict:
@@ -81,6 +85,7 @@ def test_adapt_end_to_end(meta_runs: Path, cli) -> None:
     )
     checkpoint = load_checkpoint(adapted)
     assert checkpoint["grandmodel"]["config"]["agent"]["learn"] == ["strategic"]
+    assert checkpoint["grandmodel"]["config"]["data"]["features"]["strategic"] == STRATEGIC
     assert any(k.startswith("learners.strategic.") for k in checkpoint["state_dict"])
     ops = [json.loads(line) for line in (adapted.parents[1] / "tracking" / "record.jsonl").open()]
     assert ops[0]["tags"]["kind"] == "adaptation"

@@ -46,11 +46,15 @@ FEATURES.update({f"momentum_{k}": (f"ln(close_t / close_t-{k})", "scaled") for k
 # regimes apart by their volatility far sooner than the bar range does (a down-trend's higher vol,
 # the leverage effect); observed only when listed in data.features.<role>
 REALIZED_VOL_BARS = (1, 4, 12, 24)
+# k bars without a price move (quiet 5-minute bars at tick resolution): the variance is floored here
+# (a per-bar vol of 1e-6, far below one tick of any listed contract) instead of ln 0 = -inf, which
+# would make the row incomplete and restart the warm-up there
+REALIZED_VAR_FLOOR = 1e-12
 FEATURES.update(
     {
         f"realized_vol_{k}": (
-            f"ln sqrt(mean over the last {k} bars of realized_var), realized_var = Σ ln(close/open)² "
-            "of the base bars inside a bar",
+            f"ln sqrt(mean over the last {k} bars of realized_var, floored at 1e-12), realized_var = "
+            "Σ ln(close/open)² of the base bars inside a bar",
             "scaled",
         )
         for k in REALIZED_VOL_BARS
@@ -109,11 +113,8 @@ def compute_features(bars: pd.DataFrame) -> pd.DataFrame:
     if "realized_var" in bars:
         variance = bars["realized_var"].to_numpy(np.float64)
         for k in REALIZED_VOL_BARS:
-            mean = ta.sma(variance, k)
-            with np.errstate(
-                divide="ignore", invalid="ignore"
-            ):  # no move in k bars: NaN (train mean)
-                col[f"realized_vol_{k}"] = np.where(mean > 0, 0.5 * np.log(mean), np.nan)
+            floored = np.maximum(ta.sma(variance, k), REALIZED_VAR_FLOOR)  # NaN stays NaN
+            col[f"realized_vol_{k}"] = 0.5 * np.log(floored)
     width = col["bb_upper"] - col["bb_lower"]
     with np.errstate(divide="ignore", invalid="ignore"):
         col["log_return"] = log_return

@@ -46,8 +46,8 @@ from grandmodel.errors import DataError
 log = logging.getLogger(__name__)
 
 # 2: k-day bars count trading days; 3: order-book and calendar columns; 4: momentum_k columns;
-# 5: realized_var and realized_vol_k columns
-FEATURE_VERSION = 5
+# 5: realized_var and realized_vol_k columns; 6: realized_vol_k floored (no move is not NaN)
+FEATURE_VERSION = 6
 
 
 @dataclass

@@ -22,6 +22,7 @@ from grandmodel.data.features import (
     DEFAULT_FEATURES,
     MOMENTUM_BARS,
     OBSERVATION,
+    REALIZED_VAR_FLOOR,
     REALIZED_VOL_BARS,
     market_session,
 )
@@ -231,7 +232,8 @@ class FeatureState:
             f[f"momentum_{k}"] = math.log(c / self.closes[-k - 1]) if n >= k else math.nan
         for k, window in self.variance.items():
             mean = window.update(bar.variance)[0] / k
-            f[f"realized_vol_{k}"] = 0.5 * math.log(mean) if mean > 0 else math.nan
+            floored = max(mean, REALIZED_VAR_FLOOR)
+            f[f"realized_vol_{k}"] = math.nan if math.isnan(mean) else 0.5 * math.log(floored)
         return np.array([f[name] for name in self.columns], dtype=np.float64)
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from grandmodel.data.features import (
-    DEFAULT_FEATURES,
+    FEATURES,
     MOMENTUM_BARS,
     OBSERVATION,
     REALIZED_VAR_FLOOR,
@@ -27,12 +27,8 @@ from grandmodel.data.features import (
     market_session,
 )
 
-# what FeatureState computes: the bar features (not those of a book, events or trades file)
-LIVE_FEATURES: tuple[str, ...] = (
-    *DEFAULT_FEATURES,
-    *(f"momentum_{k}" for k in MOMENTUM_BARS),
-    *(f"realized_vol_{k}" for k in REALIZED_VOL_BARS),
-)
+# what FeatureState computes: every bar feature (not the SOURCE_FEATURES of a book, events or trades)
+LIVE_FEATURES: tuple[str, ...] = tuple(FEATURES)
 
 
 @dataclass(frozen=True)

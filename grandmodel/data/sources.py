@@ -5,8 +5,11 @@ bar's value known strictly before its close
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
+from omegaconf import OmegaConf
 
 from grandmodel.config.data import DataConfig, FileFormat
 from grandmodel.data.book import align_known, book_features, read_book
@@ -41,6 +44,14 @@ def observed(data_cfg: DataConfig) -> dict[str, tuple[str, ...]]:
             )
         out[role] = names
     return out
+
+
+def keep_model_features(data: Any, model_data: Any) -> None:
+    """Set ``data.features`` (a data config node, plain or structured) to the lists of the model
+    trained with ``model_data``: the features a model observes are part of the model, so another
+    source it is evaluated or adapted on feeds the same ones (docs/architecture.md)."""
+    for role, names in OmegaConf.to_container(model_data.features, resolve=True).items():
+        data.features[role] = names
 
 
 def add_sources(frames: dict[str, pd.DataFrame], data_cfg: DataConfig) -> None:

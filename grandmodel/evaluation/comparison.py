@@ -18,6 +18,7 @@ from grandmodel.config.env import ROLES
 from grandmodel.console import Advance
 from grandmodel.data.market_data import MarketData
 from grandmodel.data.pipeline import prepare_data
+from grandmodel.data.sources import keep_model_features
 from grandmodel.env.baselines import baseline_policy, joint_baseline
 from grandmodel.env.execution import CostModel
 from grandmodel.errors import GrandModelError
@@ -54,10 +55,7 @@ def model_config(
         )
         cfg.data = OmegaConf.create(OmegaConf.to_container(scope.data, resolve=True))
         cfg.data.episode_length = run.config.data.episode_length
-        # the features a model observes are part of the model: the new source feeds the same ones
-        cfg.data.features = OmegaConf.create(
-            OmegaConf.to_container(run.config.data.features, resolve=True)
-        )
+        keep_model_features(cfg.data, run.config.data)
     if capital is not None:
         cfg.env.initial_capital = float(capital)
     return cfg

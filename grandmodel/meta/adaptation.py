@@ -22,6 +22,7 @@ from grandmodel.config.meta import AdaptConfig
 from grandmodel.data.market_data import MarketData
 from grandmodel.data.normalise import save_norm
 from grandmodel.data.pipeline import prepare_data
+from grandmodel.data.sources import keep_model_features
 from grandmodel.env import MarketEnv
 from grandmodel.errors import GrandModelError
 from grandmodel.meta.inner import Rollouts, adapt
@@ -58,10 +59,9 @@ def adapt_to_market(cfg: DictConfig, make_evaluator: MakeEvaluator) -> dict[str,
     run_cfg = OmegaConf.create(extra["config"])
     for key in ("meta", "ckpt_path"):
         run_cfg.pop(key, None)
-    features = OmegaConf.to_container(run_cfg.data.features)  # part of the model: the new
-    run_cfg.data = cfg.data  # market feeds the same ones
-    for name, names in features.items():
-        run_cfg.data.features[name] = names
+    model_data = run_cfg.data
+    run_cfg.data = cfg.data
+    keep_model_features(run_cfg.data, model_data)
     run_cfg.paths = cfg.paths
     run_cfg.seed = ac.seed
     run_cfg.agent.learn = [role]

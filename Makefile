@@ -29,6 +29,7 @@ DEFAULT_STRATEGIC = log_return,range_pct,body_pct,rsi_14,macd_pct,macd_signal_pc
 DEFAULT_STRATEGIC := $(DEFAULT_STRATEGIC),volume_ratio,trend_regime,vol_regime,market_session
 STAGED_FEATURES = $(DEFAULT_STRATEGIC),realized_vol_1,realized_vol_4,realized_vol_12,realized_vol_24
 STAGED_SETTINGS = agent.strategic.encoder=last agent.strategic.gae_lambda=0 agent.strategic.gamma=0.9 \
+	agent.strategic.batch_size=256 \
 	reward.transaction_cost=0.0002 reward.max_drawdown_penalty=0 trainer.total_frames=393216 \
 	data.features.strategic=[$(STAGED_FEATURES)]
 train-staged: install

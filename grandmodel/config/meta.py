@@ -145,6 +145,8 @@ class GanConfig:
     hidden: int = 16
     layers: int = 5  # dilations 1, 2, ..., 2**(layers-1)
     conditional: bool = False  # condition on regime labels (the data's, or ``regime_labels``)
+    intraday_profile: bool = True  # learn returns over their minute-of-day volatility profile
+    daily_level: bool = True  # ... and over each session's level (an AR(1) when sampling)
     steps: int = 1000  # generator updates
     max_minutes: float = 10.0  # wall-time budget; training stops at whichever comes first
     critic_steps: int = 3

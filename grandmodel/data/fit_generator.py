@@ -29,6 +29,7 @@ def fit_generator(cfg: DictConfig) -> Path:
     from grandmodel.data.pipeline import load_tables
     from grandmodel.data.synthetic import stylised_facts
     from grandmodel.data.synthetic.gan import fit_gan, regime_labels, sample_returns, save_generator
+    from grandmodel.data.synthetic.volatility import calendar_positions
     from grandmodel.tracking import Tracker, flatten, git_commit, run_name
 
     fc = validate(cfg)
@@ -42,6 +43,8 @@ def fit_generator(cfg: DictConfig) -> Path:
     returns = returns_all[contiguous]
     keep = int(fc.fit_share * returns.size)
     returns = returns[:keep]
+    minute, session = calendar_positions(base.index[1:][contiguous][:keep])  # each return's bar
+    calendar = (minute, session)
     labels = None
     if fc.gan.conditional:
         codes = base["regime"].to_numpy()[1:][contiguous] if "regime" in base else None
@@ -56,14 +59,15 @@ def fit_generator(cfg: DictConfig) -> Path:
         params=flatten(cfg),
     )  # fmt: skip
     try:
-        model, scale = fit_gan(
-            returns, labels, fc.gan, seed=fc.seed,
+        model, scale, volatility = fit_gan(
+            returns, labels, fc.gan, seed=fc.seed, calendar=calendar,
             on_step=lambda i, m: tracker.log_metrics(m, step=i) if i % 50 == 0 else None,
         )  # fmt: skip
         path = save_generator(model, scale, fc.output or output_dir / "generator.pt", data_hash,
-                              fc.gan.steps)  # fmt: skip
+                              fc.gan.steps, volatility)  # fmt: skip
         wanted = labels if labels is not None else np.full(returns.size, 2, np.int8)
-        fake, _, _ = sample_returns(path, returns.size, wanted, np.random.default_rng(fc.seed))
+        fake, _, _ = sample_returns(path, returns.size, wanted, np.random.default_rng(fc.seed),
+                                    calendar)  # fmt: skip
         for name, series in (("real", returns), ("gan", fake)):
             facts = stylised_facts(series).summary()
             tracker.log_metrics({f"{name}/{k}": v for k, v in facts.items()})

@@ -60,6 +60,9 @@ def test_saved_with_config_and_data_hash_and_loads_weights_only(generator_file: 
     assert payload["config"]["window"] == 32 and payload["config"]["layers"] == 3
     assert len(payload["data_hash"]) == 16 and payload["steps"] == 3
     assert 0 < payload["scale"]["std"] < 1e-2
+    volatility = payload["volatility"]  # gan.intraday_profile and gan.daily_level are on
+    assert volatility["daily"] and len(volatility["profile"]) == 1440
+    assert len(set(volatility["profile"])) > 100  # fitted, not the identity's ones
 
 
 def _synthetic(path: Path, seed: int) -> SyntheticConfig:
@@ -83,8 +86,9 @@ def test_conditional_generator_follows_the_requested_regimes(tmp_path: Path) -> 
     rng = np.random.default_rng(0)
     returns = 1e-3 * rng.standard_normal(3000)
     labels = np.repeat(np.arange(4, dtype=np.int8), 750)
-    cfg = GanConfig(window=32, layers=3, hidden=8, batch_size=8, steps=2, conditional=True)
-    model, scale = fit_gan(returns, labels, cfg, seed=0)
+    cfg = GanConfig(window=32, layers=3, hidden=8, batch_size=8, steps=2, conditional=True,
+                    intraday_profile=False, daily_level=False)  # fmt: skip
+    model, scale, _ = fit_gan(returns, labels, cfg, seed=0)
     path = save_generator(model, scale, tmp_path / "g.pt", "hash", cfg.steps)
     wanted = np.repeat(np.array([2, 3], np.int8), 500)
     first = sample_returns(path, 1000, wanted, np.random.default_rng(1))

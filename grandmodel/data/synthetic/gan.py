@@ -1,6 +1,8 @@
 """A QuantGAN-style scenario generator: temporal convolutions over standardised one-minute log returns.
 
-Returns are standardised and Gaussianised (inverse Lambert W, as QuantGAN does) before training.
+Returns are divided by their intraday profile and daily level (:mod:`volatility`: what a one-hour
+receptive field cannot learn), standardised and Gaussianised (inverse Lambert W, as QuantGAN does)
+before training; sampling puts the profile and a daily level drawn from the fitted AR(1) back.
 Generator and critic are temporal convolutional networks (dilated causal convolutions, kernel 2,
 skip connections; Wiese et al., 2020) trained as a Wasserstein GAN with gradient penalty. The
 generator maps a noise sequence (and, when ``conditional``, one-hot regime labels) to a return
@@ -25,10 +27,12 @@ from torch import nn
 
 from grandmodel.checkpoints import load_checkpoint, save_atomic
 from grandmodel.config.meta import GanConfig
+from grandmodel.data.synthetic.volatility import Calendar, VolatilityModel
 from grandmodel.errors import GrandModelError
 
 GAN_FORMAT = "grandmodel-gan"
-GAN_VERSION = 1
+GAN_VERSION = 2  # 2: the payload holds the volatility components ("volatility")
+READABLE_VERSIONS = (1, 2)  # a version-1 file has none: the identity
 N_LABELS = 4  # trend_up, trend_down, sideways, volatile (``generators.REGIMES``)
 LABEL_MINUTES = 240  # look-back of the causal regime labeller
 SIGMA_HALFLIFE = 30.0  # minutes; EWMA of |r| that stands in for the per-minute volatility
@@ -148,13 +152,23 @@ def fit_gan(
     cfg: GanConfig,
     *,
     seed: int = 0,
+    calendar: Calendar | None = None,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
-) -> tuple[QuantGAN, dict[str, float]]:
+) -> tuple[QuantGAN, dict[str, float], VolatilityModel]:
     """Fit a generator to a one-minute log-return series (WGAN-GP, ``cfg.steps`` generator steps
     or ``cfg.max_minutes`` of wall time, whichever comes first) on its standardised,
-    Gaussianised returns. Returns the model and the transform back to returns (``scale``: mean and
-    std of the returns, Lambert W tail parameter ``delta``, mean, std and range after
-    Gaussianising)."""
+    Gaussianised returns after removing the volatility components ``cfg`` asks for (they need the
+    returns' ``calendar``). Returns the model, the transform back to returns (``scale``: mean and
+    std of the adjusted returns, Lambert W tail parameter ``delta``, mean, std and range after
+    Gaussianising) and the volatility components."""
+    if (cfg.intraday_profile or cfg.daily_level) and calendar is None:
+        raise ValueError("calendar: needed by gan.intraday_profile / gan.daily_level")
+    volatility = VolatilityModel()
+    if calendar is not None:
+        volatility = VolatilityModel.fit(
+            returns, calendar, profile=cfg.intraday_profile, daily=cfg.daily_level
+        )
+        returns = volatility.adjust(returns, calendar)
     r = np.asarray(returns, dtype=np.float64)
     scale = {"mean": float(r.mean()), "std": float(r.std())}
     standard = (r - scale["mean"]) / scale["std"]
@@ -214,19 +228,26 @@ def fit_gan(
             on_step(step, history)
         if time.monotonic() > deadline:
             break
-    return model.eval(), scale
+    return model.eval(), scale, volatility
 
 
 def save_generator(
-    model: QuantGAN, scale: dict[str, float], path: str | Path, data_hash: str, steps: int
+    model: QuantGAN,
+    scale: dict[str, float],
+    path: str | Path,
+    data_hash: str,
+    steps: int,
+    volatility: VolatilityModel | None = None,
 ) -> Path:
-    """One weights-only file: weights, hyperparameters, return scale, data hash (atomic write)."""
+    """One weights-only file: weights, hyperparameters, return scale, volatility components, data
+    hash (atomic write)."""
     payload = {
         "format": GAN_FORMAT,
         "version": GAN_VERSION,
         "config": asdict(model.cfg),
         "state_dict": model.state_dict(),
         "scale": dict(scale),
+        "volatility": (volatility or VolatilityModel()).to_dict(),
         "data_hash": data_hash,
         "steps": int(steps),
     }
@@ -243,11 +264,11 @@ def load_generator(path: str | Path) -> tuple[QuantGAN, dict[str, Any]]:
             "python -m grandmodel.data.fit_generator"
         )
     payload = load_checkpoint(path)
-    if payload.get("format") != GAN_FORMAT or payload.get("version") != GAN_VERSION:
+    if payload.get("format") != GAN_FORMAT or payload.get("version") not in READABLE_VERSIONS:
         raise GrandModelError(
             f"data.synthetic.gan_path={path}: not a generator file (format "
             f"{payload.get('format')!r} version {payload.get('version')!r}); expected "
-            f"{GAN_FORMAT!r} version {GAN_VERSION}"
+            f"{GAN_FORMAT!r} version {' or '.join(map(str, READABLE_VERSIONS))}"
         )
     model = QuantGAN(GanConfig(**payload["config"]))
     model.load_state_dict(payload["state_dict"])
@@ -267,12 +288,21 @@ def ewma_sigma(returns: np.ndarray, start: float, halflife: float = SIGMA_HALFLI
 
 @torch.no_grad()
 def sample_returns(
-    path: str | Path, n: int, wanted_labels: np.ndarray, rng: np.random.Generator
+    path: str | Path,
+    n: int,
+    wanted_labels: np.ndarray,
+    rng: np.random.Generator,
+    calendar: Calendar | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``n`` one-minute log returns from the generator file at ``path``, their volatility and
     regime labels. A conditional generator follows ``wanted_labels``; an unconditional one's
-    labels come from :func:`regime_labels` of what it generated. Deterministic given ``rng``."""
+    labels come from :func:`regime_labels` of what it generated. The volatility components are
+    put back at the returns' ``calendar`` positions (needed when the file has any).
+    Deterministic given ``rng``."""
     model, payload = load_generator(path)
+    volatility = VolatilityModel(**payload.get("volatility", {}))
+    if calendar is None and volatility != VolatilityModel():
+        raise ValueError("calendar: needed to sample a generator with volatility components")
     rf, cfg = model.receptive_field, model.cfg
     noise = torch.as_tensor(
         rng.standard_normal((1, cfg.noise_channels, n + rf - 1)), dtype=torch.float32
@@ -286,5 +316,7 @@ def sample_returns(
     # no Gaussianised value beyond the data's: the tail transform would blow it up exponentially
     u = np.clip(scale["u_mean"] + scale["u_std"] * z, scale["u_low"], scale["u_high"])
     returns = scale["mean"] + scale["std"] * heavy_tails(u, scale["delta"])
+    if calendar is not None:
+        returns = returns * volatility.scale(calendar, rng)
     labels = wanted_labels.astype(np.int8) if cfg.conditional else regime_labels(returns)
     return returns, ewma_sigma(returns, scale["std"]), labels

@@ -14,7 +14,12 @@ import numpy as np
 import pandas as pd
 
 from grandmodel.config.data import SyntheticConfig
-from grandmodel.data.synthetic.calendar import BARS_PER_SESSION, EXCHANGE_TZ, session_index
+from grandmodel.data.synthetic.calendar import (
+    BARS_PER_SESSION,
+    EXCHANGE_TZ,
+    session_index,
+    session_minute_of_day,
+)
 from grandmodel.data.synthetic.ohlcv import build_bars
 
 REGIMES: tuple[str, ...] = ("trend_up", "trend_down", "sideways", "volatile")
@@ -255,7 +260,8 @@ def _gan(
 
     n = days * BARS_PER_SESSION
     wanted = _regime_states(cfg, n, rng)[2]
-    log_returns, sigma, labels = sample_returns(str(cfg.gan_path), n, wanted, rng)
+    calendar = (session_minute_of_day(days), np.repeat(np.arange(days), BARS_PER_SESSION))
+    log_returns, sigma, labels = sample_returns(str(cfg.gan_path), n, wanted, rng, calendar)
     return PricePath(log_returns, np.zeros(n), sigma, labels)
 
 

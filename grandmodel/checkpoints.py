@@ -49,6 +49,16 @@ def run_checkpoint(folder: Path, key: str = "run") -> Path:
     )
 
 
+def acting_learners(checkpoint: Mapping[str, Any]) -> list[str]:
+    """The roles acting by their trained learner in ``checkpoint``: its run's ``agent.learn``
+    without the roles still waiting for their learning phase when it was written
+    (``agent.phases``, ``grandmodel/training/phases.py``), which act by their baselines."""
+    extra = checkpoint.get("grandmodel", {})
+    waiting = set(extra.get("waiting", ()))
+    learn = extra.get("config", {}).get("agent", {}).get("learn", ())
+    return [role for role in learn if role not in waiting]
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """A checkpoint read with ``weights_only=True``, on the CPU."""
     path = Path(path)

@@ -215,6 +215,40 @@ class FrozenConfig:
 
 
 @dataclass
+class PhasesConfig:
+    """``[start, end]`` of each learning role, as shares of ``trainer.total_frames``: before
+    ``start`` the role acts by its baseline (``agent.baselines``) and does not learn; from
+    ``start`` to ``end`` it acts by its learner and learns (its schedules, e.g. PPO's learning
+    rate and DQN's ε, run over this window); after ``end`` it acts greedily by its learner and no
+    longer learns. ``[0, 1]`` (the default) learns throughout; ``grandmodel/training/phases.py``."""
+
+    strategic: list[float] = field(default_factory=lambda: [0.0, 1.0])
+    tactical: list[float] = field(default_factory=lambda: [0.0, 1.0])
+    risk: list[float] = field(default_factory=lambda: [0.0, 1.0])
+
+    def window(self, role: str) -> tuple[float, float]:
+        start, end = getattr(self, role)
+        return float(start), float(end)
+
+    def phased(self, role: str) -> bool:
+        """Whether ``role`` has a window other than the whole run (a malformed one, which
+        ``problems`` reports, counts as none)."""
+        value = list(getattr(self, role))
+        return len(value) == 2 and (float(value[0]), float(value[1])) != (0.0, 1.0)
+
+    def problems(self) -> list[Problem]:
+        out: list[Problem] = []
+        for role in ROLES:
+            value = list(getattr(self, role))
+            out += check(
+                len(value) == 2 and 0.0 <= value[0] < value[1] <= 1.0,
+                role,
+                f"expected [start, end] with 0 <= start < end <= 1, got {value}",
+            )
+        return out
+
+
+@dataclass
 class AgentGroupConfig:
     """``marl``: all three learn; ``ppo`` / ``sac`` / ``dqn``: only that role learns."""
 
@@ -225,6 +259,7 @@ class AgentGroupConfig:
     risk: DQNConfig = field(default_factory=DQNConfig)
     baselines: BaselineConfig = field(default_factory=BaselineConfig)
     frozen: FrozenConfig = field(default_factory=FrozenConfig)
+    phases: PhasesConfig = field(default_factory=PhasesConfig)
 
     def problems(self) -> list[Problem]:
         bad = [r for r in self.learn if r not in ROLES]
@@ -238,5 +273,12 @@ class AgentGroupConfig:
             not both,
             "frozen",
             f"roles {both} both learn and are frozen; drop them from agent.learn or agent.frozen",
+        )
+        phased = [r for r in ROLES if r not in self.learn and self.phases.phased(r)]
+        out += check(
+            not phased,
+            "phases",
+            f"roles {phased} do not learn, so they have no learning phase; "
+            "expected [0.0, 1.0] for them or the roles in agent.learn",
         )
         return out

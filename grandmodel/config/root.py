@@ -13,7 +13,7 @@ from grandmodel.config.base import Problem, check
 from grandmodel.config.curriculum import CurriculumConfig
 from grandmodel.config.data import DataConfig
 from grandmodel.config.deploy import ExportConfig
-from grandmodel.config.env import EnvConfig, RewardConfig
+from grandmodel.config.env import ROLES, EnvConfig, RewardConfig
 from grandmodel.config.instrument import InstrumentConfig
 from grandmodel.config.paths import PathsConfig
 from grandmodel.config.tools import BacktestConfig, EvaluateConfig, ParetoConfig
@@ -51,7 +51,15 @@ class RootConfig:
     curriculum: CurriculumConfig | None = None
 
     def problems(self) -> list[Problem]:
-        return check(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")
+        out = check(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")
+        phased = any(self.agent.phases.phased(r) for r in self.agent.learn if r in ROLES)
+        out += check(
+            not phased or self.trainer.collector == "single",
+            "agent.phases",
+            "learning phases switch the acting policy in this process, which the worker processes "
+            f"of trainer.collector={self.trainer.collector} do not see; expected trainer.collector=single",
+        )
+        return out
 
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

@@ -24,6 +24,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from grandmodel.agents import group_specs
+from grandmodel.checkpoints import acting_learners
 from grandmodel.config import typed
 from grandmodel.config.data import DataConfig
 from grandmodel.data.pipeline import prepare
@@ -45,7 +46,7 @@ def require_trained_policy(run: TrainedRun) -> None:
     """Refuse a checkpoint that holds no weights for a role its config says learned or was frozen."""
     extra = run.checkpoint.get("grandmodel", {})
     state = run.checkpoint.get("state_dict", {})
-    expected = {role: f"learners.{role}." for role in run.config.agent.learn}
+    expected = {role: f"learners.{role}." for role in acting_learners(run.checkpoint)}
     expected |= {role: f"fixed.{role}.module." for role in extra.get("frozen", {})}
     for role, prefix in expected.items():
         if not any(key.startswith(prefix) for key in state):

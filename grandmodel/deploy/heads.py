@@ -26,6 +26,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from grandmodel.agents import Algorithm, GroupSpec, build_learner
+from grandmodel.checkpoints import acting_learners
 from grandmodel.data.normalise import NormStats
 from grandmodel.env.baselines import RiskBaseline, StrategicBaseline, TacticalBaseline
 from grandmodel.errors import GrandModelError
@@ -114,7 +115,7 @@ def _learner(
     extra = checkpoint.get("grandmodel", {})
     cfg = OmegaConf.create(extra["config"])
     state = checkpoint["state_dict"]
-    if role in cfg.agent.learn:
+    if role in acting_learners(checkpoint):
         role_cfg = OmegaConf.to_container(cfg.agent[role], resolve=True)
         learner = build_learner(cfg.agent[role], group)
         learner.prepare_for_loading()
@@ -176,7 +177,7 @@ def build_heads(
     for role, group in groups.items():
         width = int(group.observation_spec.shape[-1])
         normalise = Normalise(norm.get(role), width, normalise_on)
-        if role in cfg.agent.learn or role in extra.get("frozen", {}):
+        if role in acting_learners(checkpoint) or role in extra.get("frozen", {}):
             learner, source, role_cfg = _learner(checkpoint, role, group)
             body, decode = _learned_body(role, learner, group)
             head = Head(normalise, body, decode).eval()

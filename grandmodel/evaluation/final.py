@@ -20,7 +20,7 @@ from grandmodel.data.market_data import MarketData
 from grandmodel.evaluation.comparison import references
 from grandmodel.evaluation.evaluator import make_evaluator
 from grandmodel.evaluation.plots import learning_curves
-from grandmodel.evaluation.statistics import sharpe_interval
+from grandmodel.evaluation.statistics import sharpe_intervals
 from grandmodel.evaluation.walk import Walk
 
 FINAL_SPLITS = ("val", "test")
@@ -106,11 +106,11 @@ def _sharpe_beside(
         torch.manual_seed(int(walk.cfg.seed))
         for name, outcome in walk.run_many(references(walk)).items():  # one batched walk
             walked[name] = (outcome.returns, outcome.metrics)
-    out = {}
-    for name, (r, m) in walked.items():
-        low, high = sharpe_interval(r, ppy)
-        out[name] = {"sharpe": m["sharpe"], "low": low, "high": high, "trades": m["trades"]}
-    return out
+    intervals = sharpe_intervals([r for r, _ in walked.values()], ppy)
+    return {
+        name: {"sharpe": m["sharpe"], "low": low, "high": high, "trades": m["trades"]}
+        for (name, (_, m)), (low, high) in zip(walked.items(), intervals, strict=True)
+    }
 
 
 def _interval(row: dict[str, float]) -> str:

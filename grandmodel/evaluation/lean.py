@@ -34,6 +34,7 @@ from torchrl.modules import EGreedyModule, QValueModule, TanhNormal
 from grandmodel.config.env import ROLES
 from grandmodel.env import MarketEnv
 from grandmodel.env.baselines import StrategicBaseline, TacticalBaseline
+from grandmodel.training.phases import PhasedRole
 
 Key = tuple[str, ...]
 TIME = ("info", "t")
@@ -141,6 +142,8 @@ def _steps(module: nn.Module) -> list[_Step] | None:
     inner = getattr(module, "module", None)
     if type(module).__name__ == "Deterministic" and isinstance(inner, TensorDictModuleBase):
         return _steps(inner)
+    if isinstance(module, PhasedRole):  # its baseline or its learner, as the phase says now
+        return _steps(module.acting())
     if isinstance(module, EGreedyModule):
         return []  # acts only when exploring
     if isinstance(module, QValueModule):

@@ -52,7 +52,7 @@ def train(
 def _report(run: TrainingRun, cfg: DictConfig, console: Console) -> dict[str, Any]:
     """Final report of the best checkpoint (else the last weights), into the tracker."""
     if run.best_checkpoint:
-        run.system.load_state_dict(load_checkpoint(run.best_checkpoint)["state_dict"])
+        run.system.act_as(load_checkpoint(run.best_checkpoint))
     which = "best" if run.best_checkpoint else "last"
     report = final_report(
         cfg, run.data, run.system.policy, run.output_dir, run.system.history, which

@@ -12,6 +12,7 @@ number of batches and stops at the same global ``total_frames``.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
@@ -65,6 +66,8 @@ class CollectorSource(IterableDataset):
         self.rank, self.world_size, self.rank_seed = rank, world_size, rank_seed
         self.frames = 0  # of all world_size processes
         self.batches = 0
+        # frames collected before each batch not yet trained on (Lightning fetches one ahead)
+        self.batch_starts: deque[int] = deque()
         self.collector: Collector | None = None
         self.env: EnvBase | None = None
         self._iterator: Iterator[TensorDictBase] | None = None
@@ -151,6 +154,7 @@ class CollectorSource(IterableDataset):
         finally:
             if self.on_collect:
                 self.on_collect(False)
+        self.batch_starts.append(self.frames)
         self.batches += 1
         self.frames += batch.numel() * self.world_size
         self._track_episodes(batch)

@@ -13,10 +13,11 @@ from torch import nn
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from grandmodel.agents import Algorithm, GroupSpec, build_learner
-from grandmodel.checkpoints import load_checkpoint, run_checkpoint
+from grandmodel.checkpoints import acting_learners, load_checkpoint, run_checkpoint
 from grandmodel.config.env import ROLES
 from grandmodel.env.baselines import baseline_policy
 from grandmodel.errors import GrandModelError
+from grandmodel.training.phases import PhasedRole, Phases
 
 
 class Deterministic(TensorDictModuleBase):
@@ -69,6 +70,11 @@ def frozen_learner(
     if role not in config.get("agent", {}):
         raise GrandModelError(f"{path}: checkpoint has no configuration for the {role} agent")
     prefix = f"learners.{role}."
+    if role in config.agent.get("learn", ()) and role not in acting_learners(checkpoint):
+        raise GrandModelError(
+            f"{path}: the {role} agent had not started learning when that checkpoint was written "
+            "(agent.phases); expected a checkpoint from its learning phase or later"
+        )
     weights = _weights(checkpoint["state_dict"], prefix)
     if not weights:
         raise GrandModelError(
@@ -79,9 +85,14 @@ def frozen_learner(
 
 
 def build_policies(
-    cfg: DictConfig, groups: dict[str, GroupSpec], feature_names: tuple[str, ...]
+    cfg: DictConfig,
+    groups: dict[str, GroupSpec],
+    feature_names: tuple[str, ...],
+    phases: Phases | None = None,
 ) -> tuple[dict[str, Algorithm], dict[str, nn.Module], TensorDictSequential, dict[str, Any]]:
-    """(learners, fixed modules, joint policy, configs of frozen roles) as ``cfg.agent`` says."""
+    """(learners, fixed modules, joint policy, configs of frozen roles) as ``cfg.agent`` says; a
+    learning role with a learning phase (``phases``) acts through a :class:`PhasedRole`, kept
+    with the fixed modules."""
     agent = cfg.agent
     learners: dict[str, Algorithm] = {}
     fixed: dict[str, nn.Module] = {}
@@ -91,7 +102,13 @@ def build_policies(
     for role in ROLES:
         if role in agent.learn:
             learners[role] = build_learner(agent[role], groups[role])
-            steps.append(learners[role].exploration_policy())
+            acting = learners[role].exploration_policy()
+            if phases is not None and phases.phased(role):
+                baseline = baseline_policy(
+                    role, str(agent.baselines[role]), feature_names, **params.get(role, {})
+                )
+                acting = fixed[role] = PhasedRole(role, acting, baseline, phases)
+            steps.append(acting)
             continue
         if agent.frozen[role]:
             learner, frozen[role] = frozen_learner(agent.frozen[role], role, groups[role])
@@ -108,15 +125,17 @@ def restore_policy(
     checkpoint: dict[str, Any], groups: dict[str, GroupSpec], feature_names: tuple[str, ...]
 ) -> tuple[dict[str, Algorithm], TensorDictSequential]:
     """The trained joint policy of a checkpoint (learners and frozen roles with their weights,
-    other roles by their baselines), acting deterministically. Returns (learners, policy)."""
+    other roles, and learners still waiting for their phase, by their baselines), acting
+    deterministically. Returns (learners, policy)."""
     extra = checkpoint.get("grandmodel", {})
     cfg = OmegaConf.create(extra.get("config", {}))
     frozen = extra.get("frozen", {})
     params = baseline_params(cfg)
+    acting = acting_learners(checkpoint)
     learners: dict[str, Algorithm] = {}
     steps: list[TensorDictModuleBase] = []
     for role in ROLES:
-        if role in cfg.agent.learn:
+        if role in acting:
             learners[role] = _trained(
                 cfg.agent[role],
                 groups[role],

@@ -60,6 +60,7 @@ from grandmodel.training.callbacks import (
 )
 from grandmodel.training.curriculum import Curriculum
 from grandmodel.training.data_source import CollectorSource
+from grandmodel.training.phases import Phases
 from grandmodel.training.policies import build_policies
 from grandmodel.training.pruning import SiblingMedianPruning
 from grandmodel.training.system import Evaluator, MARLSystem
@@ -108,7 +109,10 @@ def build_system(
     rank_seed = rc.seed + RANK_SEED_STRIDE * rank
     env = MarketEnv(data, cfg, split="train", mode="train", seed=rank_seed, level=level)
     groups = group_specs(env)
-    learners, fixed, policy, frozen = build_policies(cfg, groups, data.strategic.feature_names)
+    phases = Phases.from_config(rc.agent, rc.trainer.total_frames)
+    learners, fixed, policy, frozen = build_policies(
+        cfg, groups, data.strategic.feature_names, phases
+    )
     workers = rc.trainer.collector_workers
     per_batch = env.n * workers  # every worker steps all its envs the same number of times
     share = rc.trainer.frames_per_batch // world_size  # this process's part of a global batch
@@ -116,6 +120,7 @@ def build_system(
     batches_per_epoch = max(1, rc.trainer.eval_every_frames // (frames_per_batch * world_size))
 
     def collecting(active: bool) -> None:  # act without dropout; learn with it
+        phases.collecting = active
         for learner in learners.values():
             learner.train(not active)
 
@@ -136,8 +141,17 @@ def build_system(
         world_size=world_size,
         rank_seed=rank_seed,
     )
+    phases.clock = lambda: source.frames
     config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-    system = MARLSystem(learners, fixed, policy, source, evaluator, config=config)  # type: ignore[arg-type]
+    system = MARLSystem(
+        learners,
+        fixed,  # type: ignore[arg-type]
+        policy,
+        source,
+        evaluator,
+        config=config,
+        phases=phases if any(phases.phased(r) for r in learners) else None,
+    )
     system.model_info = {"norm": {k: v.to_dict() for k, v in data.norm.items()}, "frozen": frozen}
     return system
 

@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader
 from grandmodel.agents.base import Algorithm
 from grandmodel.errors import GrandModelError
 from grandmodel.training.data_source import CollectorSource
+from grandmodel.training.phases import LEARNING, Phases
 
 Evaluator = Callable[[TensorDictModuleBase], dict[str, float]]
 log = logging.getLogger(__name__)
@@ -48,16 +49,19 @@ class MARLSystem(pl.LightningModule):
         source: CollectorSource,
         evaluator: Evaluator | None = None,
         config: dict[str, Any] | None = None,
+        phases: Phases | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
         self.learners = nn.ModuleDict(learners)
-        self.fixed = nn.ModuleDict(fixed)  # roles acting by baseline or frozen checkpoint
+        # roles acting by baseline or frozen checkpoint, and the phased roles' switches (their baselines)
+        self.fixed = nn.ModuleDict(fixed)
         object.__setattr__(
             self, "policy", policy
         )  # built from the modules above; not registered twice
         self.source = source
         self.evaluator = evaluator
+        self.phases = phases  # learning windows of the roles (None: all learn throughout)
         self.config = config or {}
         self.model_info: dict[
             str, Any
@@ -67,6 +71,9 @@ class MARLSystem(pl.LightningModule):
         ] = []  # one row per logged batch / evaluation (for curves)
         self._started = time.perf_counter()
         self.last_episode_rewards: Any = []  # of the last evaluation (what the curriculum reads)
+        self._states: dict[
+            str, str
+        ] = {}  # each phased role's state at the last batch (for the log)
 
     # ---- Lightning plumbing
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
@@ -103,10 +110,22 @@ class MARLSystem(pl.LightningModule):
     # ---- training and evaluation
     def training_step(self, batch: TensorDictBase, batch_idx: int) -> None:
         progress = min(self.source.frames / max(self.source.total_frames, 1), 1.0)
+        started = self.source.batch_starts.popleft() if self.source.batch_starts else None
         row: dict[str, float] = {}
         for name, learner in self.learners.items():
-            learner.observe(batch)
-            for key, value in learner.learn(progress).items():
+            if self.phases is not None and self.phases.phased(name):
+                state = self.phases.state(name, started)
+                if state != self._states.get(name):
+                    log.info("%s agent: %s from %s frames", name, state, f"{started:,}")
+                    self._states[name] = state
+                if state != LEARNING:
+                    continue
+                learner.observe(batch)
+                updates = learner.learn(self.phases.progress(name, progress))
+            else:
+                learner.observe(batch)
+                updates = learner.learn(progress)
+            for key, value in updates.items():
                 row[f"{name}/{key}"] = value
         row.update({f"train/{k}": v for k, v in self.source.pop_finished().items()})
         row["frames"] = float(self.source.frames)
@@ -197,10 +216,21 @@ class MARLSystem(pl.LightningModule):
                 logger.log_metrics(metrics, step=int(self.source.frames))
 
     # ---- checkpoints
+    def act_as(self, checkpoint: dict[str, Any]) -> None:
+        """Load ``checkpoint``'s weights and act as it did: roles that were still waiting for
+        their learning phase then act by their baselines (after training: the final report)."""
+        self.load_state_dict(checkpoint["state_dict"])
+        if self.phases is not None:
+            self.phases.pin(checkpoint["grandmodel"].get("waiting", []))
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Full checkpoints also carry replay buffers, env state and RNGs; weights-only ones
         (the best policy) carry the config and history."""
         extra: dict[str, Any] = {"config": self.config, "history": self.history, **self.model_info}
+        if (
+            self.phases is not None
+        ):  # learners that acted by their baseline (checkpoints.acting_learners)
+            extra["waiting"] = self.phases.waiting()
         if "optimizer_states" in checkpoint:
             extra["source"] = self.source.state_dict()
             extra["learners"] = {

@@ -113,6 +113,7 @@ class MARLSystem(pl.LightningModule):
         started = self.source.batch_starts.popleft() if self.source.batch_starts else None
         row: dict[str, float] = {}
         for name, learner in self.learners.items():
+            share = progress  # of the run, or of the role's learning phase
             if self.phases is not None and self.phases.phased(name):
                 state = self.phases.state(name, started)
                 if state != self._states.get(name):
@@ -120,12 +121,9 @@ class MARLSystem(pl.LightningModule):
                     self._states[name] = state
                 if state != LEARNING:
                     continue
-                learner.observe(batch)
-                updates = learner.learn(self.phases.progress(name, progress))
-            else:
-                learner.observe(batch)
-                updates = learner.learn(progress)
-            for key, value in updates.items():
+                share = self.phases.progress(name, progress)
+            learner.observe(batch)
+            for key, value in learner.learn(share).items():
                 row[f"{name}/{key}"] = value
         row.update({f"train/{k}": v for k, v in self.source.pop_finished().items()})
         row["frames"] = float(self.source.frames)

@@ -46,11 +46,11 @@ train-staged: install
 	$(BIN)/python -m grandmodel.train agent=sac $(STAGED_SETTINGS) hydra.run.dir=$(STAGED)/tactical \
 		agent.frozen.strategic=$(STAGED)/strategic $(ARGS)
 
-# Test files run in PYTEST_WORKERS processes side by side (pytest-xdist; a file's tests stay in one
-# process, sharing its fixtures); PYTEST_WORKERS=0 runs them in this process.
+# Tests run in PYTEST_WORKERS processes side by side (pytest-xdist; a file's tests, or a folder's that
+# share a fixture, stay in one process: tests/conftest.py); PYTEST_WORKERS=0 runs them in this process.
 PYTEST_WORKERS ?= 2
 test: install
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/pre-commit run --all-files

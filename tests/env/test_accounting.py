@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
+from omegaconf import DictConfig
 
 import grandmodel
 from grandmodel.data.pipeline import prepare_data
@@ -92,14 +94,22 @@ def test_a_stop_gapped_through_fills_at_the_open(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def random_walk(tmp_path_factory) -> Path:
+def random_walk_config(tmp_path_factory) -> DictConfig:
+    """A random-walk market in 4 envs, composed once (each example below changes its costs)."""
     folder = tmp_path_factory.mktemp("walk")
-    return write_csv(es_bars(days=12, vol=8e-4, seed=5), folder / "walk.csv")
+    path = write_csv(es_bars(days=12, vol=8e-4, seed=5), folder / "walk.csv")
+    return grandmodel.load_config(
+        [
+            "data=csv",
+            f"data.path={path}",
+            f"paths.outputs_dir={folder / 'outputs'}",
+            "data.episode_length=64",
+            "env.n_envs=4",
+        ]
+    )
 
 
-@settings(
-    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=15, deadline=None)
 @given(
     low=st.floats(0.0, 5.0),
     extra=st.floats(0.01, 20.0),
@@ -107,21 +117,15 @@ def random_walk(tmp_path_factory) -> Path:
     seed=st.integers(0, 1000),
 )
 def test_higher_costs_never_raise_pnl(
-    random_walk: Path, tmp_path: Path, low: float, extra: float, slippage: float, seed: int
+    random_walk_config: DictConfig, low: float, extra: float, slippage: float, seed: int
 ) -> None:
     finals = []
     for commission in (low, low + extra):
-        cfg = grandmodel.load_config(
-            [
-                "data=csv",
-                f"data.path={random_walk}",
-                f"paths.outputs_dir={tmp_path / 'outputs'}",
-                "data.episode_length=64",
-                "env.n_envs=4",
-                f"env.costs.commission={commission}",
-                f"env.costs.slippage_ticks={slippage}",
-                f"seed={seed}",
-            ]
+        cfg = copy.deepcopy(random_walk_config)
+        cfg.env.costs.commission, cfg.env.costs.slippage_ticks, cfg.seed = (
+            commission,
+            slippage,
+            seed,
         )
         env = grandmodel.build_env(cfg)
         torch.manual_seed(seed)

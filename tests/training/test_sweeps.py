@@ -149,7 +149,7 @@ def test_non_dominated_on_a_known_set() -> None:
 def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
     args = [
         sys.executable, "-m", "grandmodel.train", "--multirun", "experiment=smoke", "agent=dqn",
-        "data.episode_length=64,100000,32", f"paths.outputs_dir={tmp_path}",
+        "data.episode_length=100000,32", f"paths.outputs_dir={tmp_path}",
     ]  # fmt: skip
     proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -159,7 +159,7 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> No
         r.data.params.get("data.episode_length"): r.info.status
         for r in _runs(tmp_path, f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     }
-    assert states == {"64": "FINISHED", "100000": "FAILED", "32": "FINISHED"}
+    assert states == {"100000": "FAILED", "32": "FINISHED"}  # the trial after the failed one ran
     assert parent.data.metrics["n_failed"] == 1
 
 

@@ -116,23 +116,11 @@ def test_a_tampered_checkpoint_is_refused_without_running_code(cli, tmp_path: Pa
     assert not marker.exists()
 
 
-def test_frozen_checkpoint_drives_a_role_that_does_not_learn(cli, outputs: Path) -> None:
-    first = cli("grandmodel.train", "experiment=smoke", "agent=ppo")
-    assert first.returncode == 0, first.stderr[-3000:]
-    checkpoint = next(outputs.glob("runs/*/checkpoints/last.ckpt"))
-    second = cli(
-        "grandmodel.train", "experiment=smoke", "agent=sac", f"agent.frozen.strategic={checkpoint}"
-    )
-    assert second.returncode == 0, second.stderr[-3000:]
-    wrong = cli(
-        "grandmodel.train", "experiment=smoke", "agent=sac", f"agent.frozen.risk={checkpoint}"
-    )
-    assert wrong.returncode == 2 and "the risk agent did not learn in that run" in wrong.stderr
-
-
-def test_a_run_folder_freezes_a_role_at_its_best_checkpoint(cli, outputs: Path) -> None:
-    """``agent.frozen.<role>=<run folder>`` means the folder's best checkpoint, as ``run=`` does:
-    the stages of a staged training chain by folder."""
+def test_a_frozen_checkpoint_or_run_folder_drives_a_role_that_does_not_learn(
+    cli, outputs: Path
+) -> None:
+    """``agent.frozen.<role>`` takes a checkpoint file or a run folder (its best checkpoint, as
+    ``run=`` does: the stages of a staged training chain by folder); both drive the role alike."""
     first = cli(
         "grandmodel.train",
         "experiment=smoke",
@@ -152,6 +140,8 @@ def test_a_run_folder_freezes_a_role_at_its_best_checkpoint(cli, outputs: Path) 
         assert result.returncode == 0, result.stderr[-3000:]
         reports.append(json.loads((run / "final.json").read_text()))
     assert reports[0] == reports[1]
+    wrong = cli("grandmodel.train", "experiment=smoke", "agent=sac", f"agent.frozen.risk={folder}")
+    assert wrong.returncode == 2 and "the risk agent did not learn in that run" in wrong.stderr
     empty = outputs / "runs" / "empty"
     (empty / "checkpoints").mkdir(parents=True)
     missing = cli(

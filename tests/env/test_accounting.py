@@ -122,11 +122,9 @@ def test_higher_costs_never_raise_pnl(
     finals = []
     for commission in (low, low + extra):
         cfg = copy.deepcopy(random_walk_config)
-        cfg.env.costs.commission, cfg.env.costs.slippage_ticks, cfg.seed = (
-            commission,
-            slippage,
-            seed,
-        )
+        cfg.env.costs.commission = commission
+        cfg.env.costs.slippage_ticks = slippage
+        cfg.seed = seed
         env = grandmodel.build_env(cfg)
         torch.manual_seed(seed)
         rollout = env.rollout(64, break_when_any_done=False, auto_reset=True)

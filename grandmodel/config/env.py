@@ -165,7 +165,7 @@ class RewardConfig:
     transaction_cost: float = 0.0
     risk_penalty: float = 0.5
     max_drawdown_penalty: float = 1.0
-    sharpe_bonus: float = 0.2
+    sharpe_bonus: float = 0.002
     dsr_eta: float = 0.01
     scale: float = 100.0
     objectives: list[str] | None = None

@@ -60,12 +60,13 @@ def differential_sharpe(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Moody & Saffell (1998) differential Sharpe ratio of this step's return.
 
-    ``D = (B ΔA - ½ A ΔB) / (B - A²)^{3/2}`` with exponential moments A, B (rate ``eta``). Returned as
-    ``eta·D`` — the step's first-order change of the moving Sharpe ratio, clipped to ±1 — plus the
-    updated moments.
+    With exponential moments ``A_t = A + η ΔA``, ``B_t = B + η ΔB`` (``ΔA = R − A``, ``ΔB = R² − B``),
+    ``D = (B ΔA − ½ A ΔB) / (B − A²)^{3/2}`` and the moving Sharpe ratio ``S = A / sqrt(B − A²)``
+    moves by ``S_t − S_{t−1} ≈ η·D`` (first order in η). Returned: ``η·D`` clipped to ±1, then the
+    updated moments A_t, B_t.
     """
-    delta_a = eta * (ret - a)
-    delta_b = eta * (ret * ret - b)
+    delta_a = ret - a
+    delta_b = ret * ret - b
     variance = (b - a * a).clamp_min(var_floor)
     d = (b * delta_a - 0.5 * a * delta_b) / variance.pow(1.5)
-    return (eta * d).clamp(-1.0, 1.0), a + delta_a, b + delta_b
+    return (eta * d).clamp(-1.0, 1.0), a + eta * delta_a, b + eta * delta_b

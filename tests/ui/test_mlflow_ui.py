@@ -23,11 +23,14 @@ from tests.ui.browser import Browser, find_chromium
 
 SERVER_START_S = 240  # an MLflow server on a loaded machine takes seconds to tens of seconds
 RENDER_S = 120
+NO_CHROMIUM = "no Chromium on PATH (.ci/run installs Debian's chromium package)"
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> Path:
     """Outputs holding one smoke training run and a 3-trial Optuna sweep (parent and children)."""
+    if find_chromium() is None:  # before the store's minute of training, not after it
+        pytest.skip(NO_CHROMIUM)
     outputs = tmp_path_factory.mktemp("ui_store")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for extra in (
@@ -100,7 +103,7 @@ def _stop_group(process: subprocess.Popen) -> None:
 def browser(tmp_path: Path) -> Iterator[Browser]:
     binary = find_chromium()
     if binary is None:
-        pytest.skip("no Chromium on PATH (.ci/run installs Debian's chromium package)")
+        pytest.skip(NO_CHROMIUM)
     page = Browser(binary, tmp_path / "profile")
     try:
         yield page

@@ -50,6 +50,23 @@ def mlp_width(in_features: int, layers: list[int]) -> int:
     return layers[-1] if layers else in_features
 
 
+def orthogonal_init(module: nn.Module, gain: float, output_gain: float | None = None) -> None:
+    """Orthogonal weights (Saxe et al. 2014) with ``gain`` and zero biases for every linear layer
+    of ``module``; the last one gets ``output_gain`` when given.
+
+    The PPO recipe of Andrychowicz et al. 2021 ("What Matters in On-Policy Reinforcement
+    Learning?", ICLR, section 3.2) and CleanRL: hidden layers gain sqrt(2), the policy output 0.01
+    so the first policy is near uniform whatever the observation, the value output 1. Other layer
+    types (convolutions, GRUs) keep PyTorch's init.
+    """
+    linears = [m for m in module.modules() if isinstance(m, nn.Linear)]
+    for i, layer in enumerate(linears):
+        last = i == len(linears) - 1 and output_gain is not None
+        nn.init.orthogonal_(layer.weight, output_gain if last else gain)
+        if layer.bias is not None:
+            nn.init.zeros_(layer.bias)
+
+
 class Encoder(nn.Module):
     """Turns an observation ``[..., W, F]`` (a window of bars) or ``[..., D]`` into a vector.
 

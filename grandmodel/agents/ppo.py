@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from tensordict import TensorDict, TensorDictBase
 from tensordict.nn import NormalParamExtractor, TensorDictModule
@@ -13,7 +15,7 @@ from torchrl.objectives import ClipPPOLoss
 from grandmodel.agents.advantage import decision_gae
 from grandmodel.agents.base import Algorithm
 from grandmodel.agents.groups import GroupSpec
-from grandmodel.agents.networks import Encoder, mlp, mlp_width
+from grandmodel.agents.networks import Encoder, mlp, mlp_width, orthogonal_init
 from grandmodel.config.agent import PPOConfig
 
 
@@ -56,6 +58,10 @@ class PPO(Algorithm):
             )
             actor = g.tanh_normal_actor(policy_module)
         value_head = mlp(width, cfg.value_layers, cfg.activation, cfg.dropout, 1)
+        if cfg.init == "orthogonal":
+            orthogonal_init(trunk, math.sqrt(2))
+            orthogonal_init(head, math.sqrt(2), output_gain=0.01)
+            orthogonal_init(value_head, math.sqrt(2), output_gain=1.0)
         critic = ValueOperator(value_head, in_keys=[hidden], out_keys=[g.key("state_value")])
         self.agent = ActorValueOperator(common, actor, critic)
         self.loss = ClipPPOLoss(

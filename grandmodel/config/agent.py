@@ -9,6 +9,7 @@ from grandmodel.config.env import ROLES
 
 ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "silu", "leaky_relu")
 ENCODERS = ("flatten", "conv1d", "gru", "last")
+INITS = ("default", "orthogonal")
 
 
 def _network_problems(obj, fields: tuple[str, ...]) -> list[Problem]:
@@ -86,9 +87,15 @@ class PPOConfig:
     value_layers: list[int] = field(default_factory=lambda: [64, 32])
     activation: str = "relu"
     dropout: float = 0.0
+    # default: PyTorch's layer init. orthogonal: every linear layer orthogonal with gain sqrt(2),
+    # the policy output with gain 0.01 (a near-uniform first policy), the value output with 1
+    init: str = "default"
 
     def problems(self) -> list[Problem]:
         out = _network_problems(self, ("shared_layers", "policy_layers", "value_layers"))
+        out += check(
+            self.init in INITS, "init", f"expected one of {list(INITS)}, got {self.init!r}"
+        )
         out += check(
             0 < self.clip_range < 1, "clip_range", f"must be in (0, 1), got {self.clip_range}"
         )

@@ -168,6 +168,7 @@ class RewardConfig:
     sharpe_bonus: float = 0.002
     dsr_eta: float = 0.01
     scale: float = 100.0
+    vol_scaled: bool = False  # divide each step's reward by its bar's volatility (env/kernel.py)
     objectives: list[str] | None = None
     objective_weights: list[float] | None = None
     shaping: ShapingConfig = field(default_factory=ShapingConfig)

@@ -93,6 +93,7 @@ class StepKernel:
         self.base_open, self.base_high, self.base_low = d.base.open, d.base.high, d.base.low
         self.mark_close = d.tactical.close
         self.sigma = ewma_vol(data.tactical.close.numpy(), env.vol_halflife).to(device)
+        self.reward_factor = vol_scaling(self.sigma) if reward.vol_scaled else None
         self.annualiser = float(np.sqrt(data.meta["periods_per_year"]["tactical"]))
         self.last_decision = int(data.meta["last_decision"])
         self.slots = torch.arange(self.step_bars.shape[1], device=device)
@@ -203,7 +204,10 @@ class StepKernel:
         # a linear exposure·σ per step would outweigh any achievable per-step edge ~30x
         variance = (exposure * self.sigma[nxt]) ** 2
         terms = torch.stack((ret, turnover, variance, drawdown_step, sharpe), dim=1)
-        rewards = ((terms @ self.term_weights) * p.reward_scale).to(torch.float32)
+        weighted = (terms @ self.term_weights) * p.reward_scale
+        if self.reward_factor is not None:  # reward.vol_scaled: σ at the decision's bar, known then
+            weighted = weighted * self.reward_factor[t].unsqueeze(1)
+        rewards = weighted.to(torch.float32)
 
         started = (fill.ends_trade & (fill.position != 0)) | (
             (s["position"] == 0) & (fill.position != 0)
@@ -330,3 +334,19 @@ def ewma_vol(close: np.ndarray, halflife: float) -> torch.Tensor:
     ret = np.diff(np.log(close), prepend=np.log(close[0]))
     var = pd.Series(ret * ret).ewm(halflife=halflife, adjust=True).mean()
     return torch.from_numpy(np.sqrt(var.to_numpy()))
+
+
+def vol_scaling(sigma: torch.Tensor, cap: float = 10.0) -> torch.Tensor:
+    """Per-bar reward factor of ``reward.vol_scaled``: ``σ̃ / max(σ_t, σ̃ / cap)``, σ̃ the median of
+    the positive ``σ_t`` (a constant that keeps the reward's units).
+
+    The reward of a step decided at bar t is divided by that bar's volatility (known at t), as
+    the volatility-scaled rewards of Zhang, Zohren & Roberts 2020 ("Deep Reinforcement Learning for
+    Trading", J. Financial Data Science 2(2)): a unit position's reward then has about the same
+    spread in every regime, so the high-volatility stretches no longer dominate the policy
+    gradient's noise. ``cap`` bounds the factor where σ_t is near zero (the first bar, quiet
+    sessions). It weights the learning signal only; equity, costs and every metric are unscaled.
+    """
+    positive = sigma[sigma > 0]
+    typical = positive.median() if positive.numel() else sigma.new_tensor(1.0)
+    return typical / sigma.clamp_min(typical / cap)

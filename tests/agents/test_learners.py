@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from omegaconf import OmegaConf
+from tensordict import TensorDict
 from torchrl.envs import GymEnv, SerialEnv
 from torchrl.objectives.value.functional import generalized_advantage_estimate
 
@@ -179,6 +180,37 @@ def test_a_learner_rebuilt_from_its_stored_config_loads_its_weights(cfg) -> None
         build_learner({**stored, "algorithm": "a2c"}, group)
     with pytest.raises(ConfigError, match="lr: must be > 0"):
         build_learner({**stored, "lr": -1.0}, group)
+
+
+def test_orthogonal_init_starts_ppo_near_uniform_with_orthogonal_layers() -> None:
+    env = GymEnv("CartPole-v1", categorical_action_encoding=True)
+    (group,) = group_specs(env).values()
+    layers = {"shared_layers": [32], "policy_layers": [16], "value_layers": [16]}
+    observations = env.rollout(64, break_when_any_done=False).get("observation")
+    default = build_learner(OmegaConf.structured(PPOConfig(**layers)), group)
+    learner = build_learner(OmegaConf.structured(PPOConfig(**layers, init="orthogonal")), group)
+    linears = [m for m in learner.agent.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(linears) == 5  # trunk 1, policy head 2, value head 2
+    for layer in linears:
+        w = layer.weight.detach()
+        small = w if w.shape[0] <= w.shape[1] else w.T  # orthonormal rows of the narrow side
+        gain = small.norm(dim=1)[0]
+        assert torch.allclose(small @ small.T / gain**2, torch.eye(small.shape[0]), atol=1e-5)
+        assert torch.count_nonzero(layer.bias) == 0
+    policy_out, value_out = linears[2], linears[4]
+    assert float(policy_out.weight.norm(dim=1).max()) == pytest.approx(0.01, rel=1e-4)
+    assert float(value_out.weight.norm(dim=1).max()) == pytest.approx(1.0, rel=1e-4)
+
+    def probabilities(ppo) -> torch.Tensor:
+        td = TensorDict({group.observation: observations}, batch_size=[64])
+        ppo.agent.get_policy_operator()(td)
+        return td.get(group.key("logits")).softmax(-1)
+
+    # the first policy: near uniform over the actions on every observation (PyTorch's init is not)
+    assert (probabilities(learner) - 0.5).abs().max() < 0.01
+    assert (probabilities(default) - 0.5).abs().max() > 0.01
+    with pytest.raises(ConfigError, match=r"agent\.strategic\.init: expected one of"):
+        grandmodel.load_config(["agent.strategic.init=xavier"])
 
 
 def test_bad_agent_config_fails_at_composition() -> None:

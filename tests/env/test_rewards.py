@@ -49,3 +49,40 @@ def test_a_steady_positive_edge_earns_a_positive_term_on_average() -> None:
     edge = 2e-4 + 5e-4 * torch.randn(4000, generator=gen, dtype=torch.float64)
     terms, _ = run(torch.cat((-edge[:2000], edge[2000:])))  # a losing then a winning stretch
     assert terms[2200:2600].mean() > 0 > terms[200:600].mean()
+
+
+def test_vol_scaled_rewards_are_the_plain_rewards_over_the_decision_bars_volatility(
+    tmp_path,
+) -> None:
+    """``reward.vol_scaled``: every role's reward of a step decided at bar t is the plain reward
+    times ``σ̃ / max(σ_t, σ̃ / 10)``; equity, positions and the reward terms are untouched."""
+    import grandmodel
+    from grandmodel.env.kernel import vol_scaling
+
+    rollouts = {}
+    for scaled in (False, True):
+        cfg = grandmodel.load_config(
+            ["experiment=smoke", f"paths.outputs_dir={tmp_path}", f"reward.vol_scaled={scaled}"]
+        )
+        env = grandmodel.build_env(cfg, n_envs=4)
+        env.set_seed(0)
+        torch.manual_seed(0)
+        rollouts[scaled] = env.rollout(300, break_when_any_done=False)
+        kernel = env.kernel
+    plain, scaled = rollouts[False]["next"], rollouts[True]["next"]
+    for key in (("info", "equity"), ("info", "position"), ("info", "terms")):
+        assert torch.equal(plain.get(key), scaled.get(key)), key
+
+    sigma = kernel.sigma
+    typical = sigma[sigma > 0].median()
+    factor = typical / torch.maximum(sigma, typical / 10)
+    assert torch.equal(vol_scaling(sigma), factor)
+    assert factor.min() < 0.8 and factor.max() > 1.25  # the market's volatility does vary
+
+    t = plain.get(("info", "t")).reshape(4, 300) - 1  # the bar each step was decided at
+    assert bool((t >= 0).all())
+    for role in ("strategic", "tactical", "risk"):
+        expected = plain.get((role, "reward")).reshape(4, 300).double() * factor[t]
+        got = scaled.get((role, "reward")).reshape(4, 300).double()
+        assert torch.allclose(got, expected, rtol=1e-5, atol=1e-9), role
+        assert bool((got != 0).any())

@@ -96,6 +96,7 @@ class SimulatedBroker(StepKernel):
         self.risk_cap = torch.tensor(env.risk_cap, dtype=F64)
         weights = RewardWeights.from_config(reward, self.device)
         self.term_weights = torch.stack([weights.roles[r] for r in ROLES], dim=1)
+        self.reward_factor = None  # live rewards feed no learner: no reward.vol_scaled weighting
         self.annualiser = float(np.sqrt(periods_per_year))
         self.last_decision = 2**62
         self.k, self.latency = bars_per_tactical, latency_bars

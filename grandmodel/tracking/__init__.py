@@ -3,13 +3,16 @@
 - :class:`Tracker` — one run (training, sweep parent, evaluation, backtest, export): params,
   metrics, tags, artifacts, status; every call kept in the run folder's local record and replayed
   into the store, so a store outage never stops a run (``python -m grandmodel.tracking sync``).
-- :func:`lightning_loggers` — the Lightning loggers of a training run (tracker, TensorBoard, CSV).
+- :func:`lightning_loggers` — the Lightning loggers of a training run (tracker, TensorBoard, CSV);
+  imported on first use, so the tools that only track (evaluate, backtest, export) do not load
+  Lightning (about 5 s of imports).
 - queries: :func:`locate_run`, :func:`count_training_runs`, :func:`sibling_values`,
   :func:`training_runs_table`, and :func:`record_child_run` for one-shot child runs.
 """
 
+from typing import Any
+
 from grandmodel.tracking.identity import flatten, git_commit, run_name
-from grandmodel.tracking.loggers import lightning_loggers
 from grandmodel.tracking.queries import (
     RunFiles,
     count_training_runs,
@@ -40,3 +43,11 @@ __all__ = [
     "sibling_values",
     "training_runs_table",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "lightning_loggers":
+        from grandmodel.tracking.loggers import lightning_loggers
+
+        return lightning_loggers
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,8 +4,8 @@
   metrics, tags, artifacts, status; every call kept in the run folder's local record and replayed
   into the store, so a store outage never stops a run (``python -m grandmodel.tracking sync``).
 - :func:`lightning_loggers` — the Lightning loggers of a training run (tracker, TensorBoard, CSV);
-  imported on first use, so the tools that only track (evaluate, backtest, export) do not load
-  Lightning (about 5 s of imports).
+  imported on first use: the tools that only track (evaluate, backtest, export) do not need
+  Lightning's logger classes (about 1 s of imports on 2 cores).
 - queries: :func:`locate_run`, :func:`count_training_runs`, :func:`sibling_values`,
   :func:`training_runs_table`, and :func:`record_child_run` for one-shot child runs.
 """

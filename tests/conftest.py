@@ -34,13 +34,20 @@ LONGEST_FIRST = (
     "tests/training/test_sweeps.py",  # 195 s
     "tests/tracking/test_tracking.py",  # 165 s
     "tests/deploy/",  # 150 s
-    "tests/training/test_cluster_sweep.py",  # 100 s
-    "tests/training/test_resume.py",  # 95 s
-    "tests/training/test_scale.py",
+    "tests/training/test_resume.py",  # 110 s
+    "tests/training/test_cluster_sweep.py",  # 90 s
+    "tests/ui/test_mlflow_ui.py",  # 80 s
+    "tests/training/test_scale.py",  # 70 s
+    "tests/training/test_phases.py",  # 60 s
+    "tests/markets/test_real_markets.py",  # 50 s
     "tests/evaluation/test_lean.py",
-    "tests/ui/test_mlflow_ui.py",
-    "tests/training/test_phases.py",
-    "tests/markets/test_real_markets.py",
+    "tests/training/test_ddp.py",  # 40 s
+    "tests/training/test_leak_check.py",
+    "tests/test_bad_input_corpus.py",  # 30 s
+    "tests/env/test_lean_step.py",
+    "tests/agents/test_learners.py",
+    "tests/training/test_selection.py",  # 25 s
+    "tests/training/test_stop.py",
 )
 
 

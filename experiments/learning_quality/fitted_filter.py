@@ -1,7 +1,8 @@
 """The regime filter with a hidden Markov model fitted on the training split, not given.
 
     .venv/bin/python experiments/learning_quality/fitted_filter.py --run <run folder> \
-        [--seeds default 1000 1001 1002 1003] [--states 5] [--minutes 30] [--out results/X.json]
+        [--seeds default 1000 1001 1002 1003] [--states 5] [--minutes 30] [--restarts 1] \
+        [--out results/X.json]
 
 Why: the ``regime_filter`` baseline (``grandmodel/evaluation/regime_filter.py``) knows the
 generator's parameters, so the gap to it mixes two things: what the 30-minute features do not
@@ -35,8 +36,9 @@ SCALE = 1e4  # returns are ~1e-4: hmmlearn's variance floor (min_covar 1e-3) wan
 TRUE_MODEL = comparison.filter_model
 
 
-def fit(walk, states: int, minutes: int) -> tuple[RegimeModel, dict]:
-    """A ``states``-regime model fitted on the training split of ``walk``'s market."""
+def fit(walk, states: int, minutes: int, restarts: int = 1) -> tuple[RegimeModel, dict]:
+    """A ``states``-regime model fitted on the training split of ``walk``'s market: the most
+    likely of ``restarts`` EM runs (k-means starts with seeds 0, 1, …)."""
     from hmmlearn.hmm import GaussianHMM
 
     data = walk.data
@@ -46,11 +48,16 @@ def fit(walk, states: int, minutes: int) -> tuple[RegimeModel, dict]:
     known = data.base.known_ns.numpy()[1:]
     returns = np.diff(np.log(data.base.close.double().numpy()))[(known > low) & (known <= high)]
     summed = returns[: returns.size // minutes * minutes].reshape(-1, minutes).sum(1)
-    hmm = GaussianHMM(states, "diag", n_iter=300, tol=1e-4, random_state=0, init_params="mc")
-    hmm.startprob_ = np.full(states, 1.0 / states)
-    leave = 0.01 / (states - 1)
-    hmm.transmat_ = np.full((states, states), leave) + np.eye(states) * (0.99 - leave)
-    hmm.fit((summed * SCALE)[:, None])
+    x = (summed * SCALE)[:, None]
+    fits = []
+    for seed in range(restarts):  # EM finds local optima: keep the most likely fit
+        hmm = GaussianHMM(states, "diag", n_iter=300, tol=1e-4, random_state=seed, init_params="mc")
+        hmm.startprob_ = np.full(states, 1.0 / states)
+        leave = 0.01 / (states - 1)
+        hmm.transmat_ = np.full((states, states), leave) + np.eye(states) * (0.99 - leave)
+        hmm.fit(x)
+        fits.append((hmm.score(x), seed, hmm))
+    _, seed, hmm = max(fits, key=lambda f: f[0])
     mean = hmm.means_[:, 0] / SCALE / minutes
     var = hmm.covars_[:, 0, 0] / SCALE**2 / minutes
     duration = minutes / np.maximum(1e-12, 1.0 - np.diag(hmm.transmat_))
@@ -59,6 +66,8 @@ def fit(walk, states: int, minutes: int) -> tuple[RegimeModel, dict]:
     info = {
         "returns": int(summed.size),
         "iterations": int(hmm.monitor_.iter),
+        "log_likelihood": [round(float(f[0]), 1) for f in fits],
+        "kept_seed": seed,
         "annual_vol": (np.sqrt(var * PERIODS_PER_YEAR)).round(3).tolist(),
         "annual_drift": drift.round(2).tolist(),
         "mean_minutes": duration.round(0).tolist(),
@@ -73,7 +82,9 @@ def evaluate(run: str, seed: int | None, fitted: dict | None) -> dict[str, float
     else:
 
         def filter_model(walk):
-            model, fitted["info"] = fit(walk, fitted["states"], fitted["minutes"])
+            model, fitted["info"] = fit(
+                walk, fitted["states"], fitted["minutes"], fitted["restarts"]
+            )
             return model
 
         comparison.filter_model = filter_model
@@ -93,6 +104,7 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", default=["default", "1000", "1001", "1002", "1003"])
     parser.add_argument("--states", type=int, default=5)
     parser.add_argument("--minutes", type=int, default=30)
+    parser.add_argument("--restarts", type=int, default=1)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     import torch
@@ -102,7 +114,7 @@ def main() -> None:
     for name in args.seeds:
         seed = None if name == "default" else int(name)
         true = evaluate(args.run, seed, None)
-        fitted = {"states": args.states, "minutes": args.minutes}
+        fitted = {"states": args.states, "minutes": args.minutes, "restarts": args.restarts}
         row = {"market": name, **true, "fitted_filter": evaluate(args.run, seed, fitted)}
         row["fitted_filter"] = row["fitted_filter"]["regime_filter"]
         row["fit"] = fitted["info"]

@@ -20,7 +20,9 @@ market; its own row is printed too, for scale.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import sys
 import tempfile
 from pathlib import Path
 
@@ -98,6 +100,24 @@ def evaluate(run: str, seed: int | None, fitted: dict | None) -> dict[str, float
     return {n: float(metrics["metrics"][n]["sharpe"]) for n in names}
 
 
+def check(args: argparse.Namespace) -> None:
+    """Bad arguments are one ``error:`` line and exit 2, before any work."""
+    problems = []
+    if importlib.util.find_spec("hmmlearn") is None:
+        problems.append("hmmlearn: not installed; expected pip install -e '.[bench]'")
+    if not (Path(args.run) / "checkpoints").is_dir():
+        problems.append(f"--run {args.run}: no checkpoints/ folder; expected a trained run folder")
+    for name, low in (("states", 2), ("minutes", 1), ("restarts", 1)):
+        if getattr(args, name) < low:
+            problems.append(f"--{name} {getattr(args, name)}: too small; expected >= {low}")
+    for seed in args.seeds:
+        if seed != "default" and not seed.isdigit():
+            problems.append(f"--seeds {seed}: not a seed; expected 'default' or an integer")
+    if problems:
+        print(f"error: {problems[0]}", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", required=True)
@@ -107,6 +127,7 @@ def main() -> None:
     parser.add_argument("--restarts", type=int, default=1)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    check(args)
     import torch
 
     torch.set_num_threads(1)

@@ -3,10 +3,14 @@
 Fine-tunes a meta-trained initialisation (``python -m grandmodel.meta``) on the first part of a
 new market and evaluates it on the rest, before and after adapting; the adapted policy lands in
 ``checkpoints/best-adapted.ckpt`` (evaluate, backtest and export take the run folder) and the run
-is tracked nested under the meta run. The work is :func:`grandmodel.meta.adaptation.adapt_to_market`.
+is tracked nested under the meta run. ``resume=<adapt run folder>`` continues an interrupted one
+in its folder (as ``python -m grandmodel.train resume=…``). The work is
+:func:`grandmodel.meta.adaptation.adapt_to_market`.
 """
 
 from __future__ import annotations
+
+import sys
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -15,6 +19,7 @@ from omegaconf import DictConfig
 from grandmodel import cli
 from grandmodel.config import register_configs
 from grandmodel.errors import reported
+from grandmodel.training.resume import resume_command_line
 
 register_configs()
 
@@ -34,4 +39,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    with reported():
+        sys.argv[1:] = resume_command_line(sys.argv[1:], "adapt")
     cli.run(main, "adapt", "grandmodel.adapt")

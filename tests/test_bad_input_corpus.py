@@ -106,6 +106,12 @@ COMPOSITION = [
     ("export", ["run=x", "export.alias=9bad"], "export.alias", "'9bad'"),
     ("pareto", ["metrics=[a]"], "metrics", "two or three metrics"),
     ("pareto", ["directions=[up,down]"], "directions", "max/min"),
+    (
+        "adapt",
+        ["run=x", "data=synthetic", "faults.nan_at_batch=1"],
+        "faults.nan_at_batch",
+        "kill_at_batch",
+    ),
     ("paper", [], "bundle", "expected bundle=<export folder"),
     ("paper", ["bundle=x", "feed=nosuch"], "feed", "choices: replay, tail)"),
     ("paper", ["bundle=x", "paper.latency_bars=abc"], "paper.latency_bars", "not an integer"),
@@ -170,6 +176,7 @@ SUBPROCESS = [
         "is longer than the train split",
     ),
     ("grandmodel.evaluate", ["run={tmp}/empty_run"], "run={tmp}/empty_run", "no checkpoint"),
+    ("grandmodel.adapt", ["resume={tmp}/empty_run"], "resume={tmp}/empty_run", "does not exist"),
     (
         "grandmodel.train",
         ["experiment=smoke", "ckpt_path={tmp}/tampered.ckpt"],

@@ -15,7 +15,7 @@ from grandmodel.config.data import DataConfig
 from grandmodel.config.env import ROLES
 from grandmodel.config.paths import PathsConfig
 from grandmodel.config.root import RootConfig
-from grandmodel.config.training import LoggerConfig
+from grandmodel.config.training import FaultsConfig, LoggerConfig
 
 
 class MetaAlgorithm(StrEnum):
@@ -118,22 +118,34 @@ class AdaptSettings:
 
 @dataclass
 class AdaptConfig:
-    """``python -m grandmodel.adapt run=<meta run> data=<new market> adapt.steps=K``."""
+    """``python -m grandmodel.adapt run=<meta run> data=<new market> adapt.steps=K``;
+    ``resume=<adapt run folder>`` (or ``ckpt_path=<adapt run>/checkpoints/last.ckpt``) continues an
+    interrupted one. Of ``faults`` only ``kill_at_batch`` applies (SIGKILL after that update)."""
 
     task_name: str = "adapt"
     run: str = MISSING
     seed: int = 0
     data: DataConfig | None = None
     adapt: AdaptSettings = field(default_factory=AdaptSettings)
+    resume: str | None = None  # rewritten to ckpt_path= by the entry point (training/resume.py)
+    ckpt_path: str | None = None
+    faults: FaultsConfig = field(default_factory=FaultsConfig)
     paths: PathsConfig = MISSING
     logger: LoggerConfig = MISSING
 
     def problems(self) -> list[Problem]:
-        return check(
+        out = check(
             self.data is not None,
             "data",
             "expected the new market, e.g. data=synthetic data.synthetic.seed=99 or data=csv data.path=…",
         )
+        for name in ("nan_at_batch", "kill_during_save"):
+            out += check(
+                getattr(self.faults, name) is None,
+                f"faults.{name}",
+                "adapt injects no such fault; expected faults.kill_at_batch (an update number)",
+            )
+        return out
 
 
 @dataclass

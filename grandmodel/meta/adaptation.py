@@ -2,10 +2,17 @@
 market's training split, then a deterministic walk of a later split (chronological, past the
 embargo), before and after adapting. The adapted policy is saved as a weights-only checkpoint in
 the training runs' format (``checkpoints/best-adapted.ckpt``: evaluate, backtest and export load
-it) and the run is tracked nested under the meta run."""
+it) and the run is tracked nested under the meta run.
+
+After each update ``checkpoints/last.ckpt`` holds everything the next one depends on (weights,
+optimiser and replay state, the env's state, the carried step, the torch RNG, the rewards so far and
+the walk before adapting), so ``resume=<adapt run folder>`` ends exactly as an uninterrupted run.
+The tracked run is opened at the end: an interrupted adaptation leaves none."""
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -90,10 +97,31 @@ def adapt_to_market(cfg: DictConfig, make_evaluator: MakeEvaluator) -> dict[str,
         ]
         return TensorDictSequential(*steps)
 
+    config = OmegaConf.to_container(run_cfg, resolve=True, enum_to_str=True)
     evaluator = make_evaluator(run_cfg, data, settings.split, settings.episodes)
     split = settings.split
-    metrics = {f"initial/{split}/{k}": v for k, v in evaluator(acting()).items()}
-    rewards = adapt(learner, role, fixed, Rollouts(env, frames), settings.steps)
+    rollouts = Rollouts(env, frames)
+    last = output_dir / "checkpoints" / LAST
+    if ac.ckpt_path:
+        initial, rewards = _restore(Path(ac.ckpt_path), path, learner, rollouts, settings.steps)
+    else:
+        initial = {f"initial/{split}/{k}": v for k, v in evaluator(acting()).items()}
+        rewards = []
+
+    def save(update: int, reward: float) -> None:
+        rewards.append(reward)
+        progress = {"meta_run": str(path), "updates": update, "rewards": list(rewards),
+                    "initial": initial}  # fmt: skip
+        save_atomic({"state_dict": learner.state_dict(),
+                     "optimizer_states": [o.state_dict() for o in learner.make_optimizers()],
+                     "grandmodel": {"config": config, "adapt": progress,
+                                    "source": rollouts.state_dict(),
+                                    "learner": learner.extra_state()}}, last)  # fmt: skip
+        if update == ac.faults.kill_at_batch:  # the drill of tests/meta: killed after this update
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    adapt(learner, role, fixed, rollouts, settings.steps, done=len(rewards), after=save)
+    metrics = dict(initial)
     metrics.update({f"{split}/{k}": v for k, v in evaluator(acting()).items()})
     if rewards:
         metrics["adapt/reward_first_update"], metrics["adapt/reward_last_update"] = (
@@ -101,7 +129,6 @@ def adapt_to_market(cfg: DictConfig, make_evaluator: MakeEvaluator) -> dict[str,
             rewards[-1],
         )
 
-    config = OmegaConf.to_container(run_cfg, resolve=True, enum_to_str=True)
     norm = {k: v.to_dict() for k, v in data.norm.items()}
     state = {f"learners.{role}.{k}": v for k, v in learner.state_dict().items()}
     adapted = output_dir / "checkpoints" / ADAPTED
@@ -123,3 +150,34 @@ def adapt_to_market(cfg: DictConfig, make_evaluator: MakeEvaluator) -> dict[str,
     tracker.log_artifact(adapted)
     tracker.finish("FINISHED")
     return {"metrics": metrics, "checkpoint": adapted, "run_id": tracker.run_id}
+
+
+def _restore(
+    spec: Path, meta: Path, learner: Any, rollouts: Rollouts, steps: int
+) -> tuple[dict[str, float], list[float]]:
+    """Put ``learner`` and ``rollouts`` back where an adaptation's ``last.ckpt`` left them;
+    returns the walk before adapting and the rewards so far. Fails closed on a mismatch."""
+    checkpoint = load_checkpoint(spec)
+    progress = checkpoint.get("grandmodel", {}).get("adapt")
+    if progress is None:
+        raise GrandModelError(
+            f"ckpt_path={spec}: not an adaptation's checkpoint; expected checkpoints/{LAST} "
+            "of a python -m grandmodel.adapt run"
+        )
+    if Path(progress["meta_run"]).resolve() != meta.resolve():
+        raise GrandModelError(
+            f"ckpt_path={spec}: adapts {progress['meta_run']}, not {meta}; expected the same run="
+        )
+    if int(progress["updates"]) > steps:
+        raise GrandModelError(
+            f"ckpt_path={spec}: {progress['updates']} updates done, more than adapt.steps={steps}; "
+            f"expected adapt.steps >= {progress['updates']}"
+        )
+    learner.load_state_dict(checkpoint["state_dict"])
+    learner.load_extra_state(checkpoint["grandmodel"]["learner"])
+    for optimizer, state in zip(
+        learner.make_optimizers(), checkpoint["optimizer_states"], strict=True
+    ):
+        optimizer.load_state_dict(state)
+    rollouts.load_state_dict(checkpoint["grandmodel"]["source"])
+    return dict(progress["initial"]), [float(r) for r in progress["rewards"]]

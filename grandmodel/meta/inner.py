@@ -3,10 +3,11 @@ learner updates (collect a batch with the joint policy, ``observe``, ``learn``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
-from tensordict import TensorDictBase
+from tensordict import TensorDict, TensorDictBase
 from tensordict.nn import TensorDictSequential
 from torch import nn
 from torchrl.envs import EnvBase
@@ -64,6 +65,24 @@ class Rollouts:
         self._carried = step_mdp(batch[..., -1])
         return batch
 
+    def state_dict(self) -> dict[str, Any]:
+        """The env's state, the carried step and the torch RNG: what the next batch depends on
+        (plain tensors and dicts, so a ``weights_only`` load takes them back)."""
+        carried = None if self._carried is None else self._carried.to_dict()
+        return {
+            "env": self.env.env_state_dict(),  # type: ignore[attr-defined]
+            "carried": carried,
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.env.load_env_state_dict(state["env"])  # type: ignore[attr-defined]
+        carried = state["carried"]
+        self._carried = (
+            None if carried is None else TensorDict(carried, batch_size=self.env.batch_size)
+        )
+        torch.set_rng_state(state["torch_rng"])
+
 
 def mean_reward(batch: TensorDictBase) -> float:
     """Team reward per env step of a batch (the roles share it)."""
@@ -76,15 +95,21 @@ def adapt(
     fixed: dict[str, nn.Module],
     rollouts: Rollouts,
     updates: int,
+    done: int = 0,
+    after: Callable[[int, float], None] | None = None,
 ) -> list[float]:
-    """``updates`` collect-observe-learn rounds; returns each collected batch's mean reward."""
+    """Collect-observe-learn rounds ``done + 1 … updates`` (``done`` > 0: a resumed adaptation);
+    ``after(k, reward)`` runs once round ``k`` has been learned from. Returns each collected batch's
+    mean reward."""
     policy = joint_policy(role, learner, fixed)
     rewards = []
-    for k in range(updates):
+    for k in range(done, updates):
         batch = rollouts.collect(policy, learner)
         rewards.append(mean_reward(batch))
         learner.observe(batch)
         learner.learn(k / max(updates, 1))
+        if after is not None:
+            after(k + 1, rewards[-1])
     return rewards
 
 

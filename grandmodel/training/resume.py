@@ -22,8 +22,9 @@ def _key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
-def resume_command_line(args: list[str]) -> list[str]:
-    """``args`` (Hydra overrides) rewritten to continue the run they name; unchanged otherwise."""
+def resume_command_line(args: list[str], config_name: str = "train") -> list[str]:
+    """``args`` (Hydra overrides of ``config_name``'s tool) rewritten to continue the run they
+    name; unchanged otherwise."""
     given = {_key(a): a.split("=", 1)[1] for a in args if "=" in a}
     if given.get("resume") in (None, "null") and given.get("ckpt_path") in (None, "null"):
         return args
@@ -32,7 +33,7 @@ def resume_command_line(args: list[str]) -> list[str]:
     from grandmodel.checkpoints import is_full, load_checkpoint  # torch: only when resuming
 
     if given.get("resume") not in (None, "null"):
-        folder = run_folder(given["resume"], args)
+        folder = run_folder(given["resume"], args, config_name)
         last = folder / "checkpoints" / "last.ckpt"
         if not last.is_file():
             raise GrandModelError(
@@ -56,7 +57,7 @@ def resume_command_line(args: list[str]) -> list[str]:
     return [*args, f"hydra.run.dir={checkpoint.parent.parent}"]
 
 
-def run_folder(spec: str, args: list[str]) -> Path:
+def run_folder(spec: str, args: list[str], config_name: str = "train") -> Path:
     """The folder of the run ``spec`` names (a folder, or an MLflow run id of the configured store)."""
     from grandmodel.tracking import is_run_id, locate_run
 
@@ -68,7 +69,7 @@ def run_folder(spec: str, args: list[str]) -> Path:
     from grandmodel.config import load_config
 
     others = [a for a in args if _key(a) not in ("resume", "ckpt_path")]
-    cfg = load_config(others)
+    cfg = load_config(others, config_name=config_name)
     if cfg.logger.kind != "mlflow":
         raise GrandModelError(
             f"resume={spec}: logger.kind={cfg.logger.kind} has no MLflow store; expected logger=mlflow"

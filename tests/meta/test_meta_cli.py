@@ -1,9 +1,11 @@
 """Meta-training at smoke size: tracked, resumable bit for bit from last.ckpt; ``adapt`` from the
-command line end to end (nested under the meta run, exportable checkpoint); user errors in one line."""
+command line end to end (nested under the meta run, exportable checkpoint) and killed then resumed
+to the same end; user errors in one line."""
 
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import pytest
@@ -70,27 +72,54 @@ def test_resumed_meta_training_equals_the_uninterrupted_run(meta_runs: Path) -> 
         torch.testing.assert_close(resumed[name], whole[name], rtol=0, atol=0)
 
 
-def test_adapt_end_to_end(meta_runs: Path, cli) -> None:
+def _records(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "tracking" / "record.jsonl").open()]
+
+
+def test_adapt_end_to_end_and_killed_then_resumed_ends_the_same(
+    meta_runs: Path, cli, tmp_path: Path
+) -> None:
     folder = meta_runs / "whole"
     market = ["data=synthetic", "data.synthetic.seed=99", "data.synthetic.days=12",
               "data.episode_length=64", "data.cache=false"]  # fmt: skip
-    result = cli("grandmodel.adapt", f"run={folder}", *market, "adapt.steps=2",
-                 "adapt.frames_per_update=64", "logger=csv")  # fmt: skip
+    common = [f"run={folder}", *market, "adapt.steps=3", "adapt.frames_per_update=64", "logger=csv"]
+    straight_dir, killed_dir = tmp_path / "runs" / "straight", tmp_path / "runs" / "killed"
+    result = cli("grandmodel.adapt", *common, f"hydra.run.dir={straight_dir}")
     assert result.returncode == 0, result.stderr
-    assert "test/sharpe:" in result.stdout and "after 2 updates" in result.stdout
-    (adapted,) = (
-        Path(result.stdout.split("adapted policy: ")[1].split()[0])
-        .parents[1]
-        .glob("checkpoints/best-adapted.ckpt")
-    )
+    assert "test/sharpe:" in result.stdout and "after 3 updates" in result.stdout
+    adapted = Path(result.stdout.split("adapted policy: ")[1].split()[0])
+    assert adapted == straight_dir / "checkpoints" / "best-adapted.ckpt"
     checkpoint = load_checkpoint(adapted)
     assert checkpoint["grandmodel"]["config"]["agent"]["learn"] == ["strategic"]
     assert checkpoint["grandmodel"]["config"]["data"]["features"]["strategic"] == STRATEGIC
     assert any(k.startswith("learners.strategic.") for k in checkpoint["state_dict"])
-    ops = [json.loads(line) for line in (adapted.parents[1] / "tracking" / "record.jsonl").open()]
+    ops = _records(straight_dir)
     assert ops[0]["tags"]["kind"] == "adaptation"
     metrics = next(op["metrics"] for op in ops if op["op"] == "metrics")
     assert {"initial/test/sharpe", "test/sharpe", "adapt/reward_last_update"} <= metrics.keys()
+
+    # killed after its 2nd update (last.ckpt written), then resumed by folder alone
+    killed = cli(
+        "grandmodel.adapt", *common, f"hydra.run.dir={killed_dir}", "faults.kill_at_batch=2"
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    last = load_checkpoint(killed_dir / "checkpoints" / "last.ckpt")
+    assert last["grandmodel"]["adapt"]["updates"] == 2
+    assert not (killed_dir / "checkpoints" / "best-adapted.ckpt").exists()
+    resumed = cli("grandmodel.adapt", f"resume={killed_dir}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["killed", "straight"]
+
+    # the same printed and tracked metrics (before and after adapting) and the same policy
+    printed = [line for line in result.stdout.splitlines() if line.startswith("test/")]
+    assert printed == [line for line in resumed.stdout.splitlines() if line.startswith("test/")]
+    again = [op for op in _records(killed_dir) if op["op"] in ("start", "metrics")]
+    assert [op["op"] for op in again] == ["start", "metrics"]  # one tracked run, written at the end
+    assert again[1]["metrics"] == metrics
+    theirs = load_checkpoint(killed_dir / "checkpoints" / "best-adapted.ckpt")["state_dict"]
+    assert theirs.keys() == checkpoint["state_dict"].keys()
+    for key, value in checkpoint["state_dict"].items():
+        torch.testing.assert_close(theirs[key], value, rtol=0, atol=0)
 
 
 def test_adapt_refuses_what_is_not_a_meta_run(meta_runs: Path, tmp_path: Path) -> None:

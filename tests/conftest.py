@@ -39,6 +39,7 @@ LONGEST_FIRST = (
     "tests/ui/test_mlflow_ui.py",  # 80 s
     "tests/training/test_scale.py",  # 70 s
     "tests/training/test_phases.py",  # 60 s
+    "tests/meta/test_meta_cli.py",  # 55 s (measured alone)
     "tests/markets/test_real_markets.py",  # 50 s
     "tests/evaluation/test_lean.py",
     "tests/training/test_ddp.py",  # 40 s

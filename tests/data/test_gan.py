@@ -1,6 +1,7 @@
 """The QuantGAN scenario generator: fitted from the CLI for a few steps, saved with its config and
 data hash, reloaded weights-only, sampled deterministically into valid OHLCV bars on the calendar;
-conditioning follows the requested regimes; the networks are causal."""
+conditioning follows the requested regimes; the generator's own drift is removed; the networks are
+causal."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ from grandmodel.data.synthetic.gan import (
     gaussianize,
     heavy_tails,
     lambert_delta,
+    load_generator,
+    output_drift,
     sample_returns,
     save_generator,
 )
@@ -80,6 +83,26 @@ def test_sampling_is_seeded_and_gives_valid_bars_on_the_calendar(generator_file:
     assert (a["high"] >= a[["open", "close"]].max(axis=1)).all()
     assert (a["low"] <= a[["open", "close"]].min(axis=1)).all()
     assert (a["volume"] >= 1).all() and np.isfinite(a.to_numpy()).all()
+
+
+def test_sampling_removes_the_generators_own_drift(generator_file: Path, tmp_path: Path) -> None:
+    """A generator shifted by half a standard deviation a minute samples the data's mean once the
+    fit has measured its drift; a file without the measurement (before version 3) keeps the shift."""
+    assert len(load_checkpoint(generator_file)["scale"]["drift"]) == 1  # the CLI fit measured it
+    model, payload = load_generator(generator_file)
+    with torch.no_grad():
+        model.generator.out.bias += 0.5
+    scale = dict(payload["scale"])
+    scale["drift"] = output_drift(model, scale, np.zeros(8), None)  # the data's mean is 0
+    assert scale["drift"][0] > payload["scale"]["drift"][0] + 0.1
+    n, wanted = 50_000, np.full(50_000, 2, np.int8)
+    means = {}
+    for name, file_scale in (("measured", scale), ("unmeasured", {**scale, "drift": [0.0]})):
+        path = save_generator(model, file_scale, tmp_path / f"{name}.pt", "hash", 3)
+        returns, _, _ = sample_returns(path, n, wanted, np.random.default_rng(5))
+        means[name] = (returns.mean() - scale["mean"]) / scale["std"]
+    assert abs(means["measured"]) < 0.05, means  # the data's mean, within sampling error
+    assert means["unmeasured"] > 0.1, means  # u_std and the tails scale the shift down
 
 
 def test_conditional_generator_follows_the_requested_regimes(tmp_path: Path) -> None:

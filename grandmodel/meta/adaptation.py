@@ -21,7 +21,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tensordict.nn import TensorDictModuleBase, TensorDictSequential
 
-from grandmodel.agents import build_learner, group_specs
+from grandmodel.agents import Algorithm, build_learner, group_specs
 from grandmodel.checkpoints import LAST, load_checkpoint, save_atomic
 from grandmodel.config import validate
 from grandmodel.config.env import ROLES
@@ -153,7 +153,7 @@ def adapt_to_market(cfg: DictConfig, make_evaluator: MakeEvaluator) -> dict[str,
 
 
 def _restore(
-    spec: Path, meta: Path, learner: Any, rollouts: Rollouts, steps: int
+    spec: Path, meta: Path, learner: Algorithm, rollouts: Rollouts, steps: int
 ) -> tuple[dict[str, float], list[float]]:
     """Put ``learner`` and ``rollouts`` back where an adaptation's ``last.ckpt`` left them;
     returns the walk before adapting and the rewards so far. Fails closed on a mismatch."""

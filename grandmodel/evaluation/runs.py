@@ -47,6 +47,11 @@ def _from_checkpoint(
 ) -> TrainedRun:
     checkpoint = load_checkpoint(path)
     extra = checkpoint.get("grandmodel", {})
+    if "adapt" in extra:  # grandmodel/meta/adaptation.py: an interrupted adaptation's last.ckpt
+        raise GrandModelError(
+            f"{path}: an adaptation that has not finished (no best-adapted.ckpt yet); expected "
+            f"python -m grandmodel.adapt resume={path.parent.parent} first"
+        )
     if "config" not in extra or "norm" not in extra:
         raise GrandModelError(
             f"{path}: not a GrandModel training checkpoint (no config or normalisation statistics)"

@@ -5,6 +5,7 @@ to the same end; user errors in one line."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from grandmodel.checkpoints import load_checkpoint
 from grandmodel.config import ConfigError, load_config
 from grandmodel.data.features import OBSERVATION
 from grandmodel.errors import GrandModelError
+from grandmodel.evaluation.runs import resolve_run
 from grandmodel.meta.system import run_meta
 
 SMOKE = [
@@ -106,6 +108,10 @@ def test_adapt_end_to_end_and_killed_then_resumed_ends_the_same(
     last = load_checkpoint(killed_dir / "checkpoints" / "last.ckpt")
     assert last["grandmodel"]["adapt"]["updates"] == 2
     assert not (killed_dir / "checkpoints" / "best-adapted.ckpt").exists()
+    with pytest.raises(
+        GrandModelError, match=re.escape(f"expected python -m grandmodel.adapt resume={killed_dir}")
+    ):
+        resolve_run(str(killed_dir))  # what evaluate, backtest and export would be handed
     resumed = cli("grandmodel.adapt", f"resume={killed_dir}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["killed", "straight"]

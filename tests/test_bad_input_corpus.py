@@ -54,6 +54,7 @@ COMPOSITION = [
     ("train", ["data.start=notadate"], "data.start", "'notadate' is not a date"),
     ("train", ["data.start=2024-01-01", "data.end=2023-01-01"], "data.end", "must be after start"),
     ("train", ["data.timezone=Mars/Base"], "data.timezone", "IANA time zone"),
+    ("train", ["data.regime_fit.states=1"], "data.regime_fit.states", "must be >= 2"),
     ("train", ["trainer.precision=8-bit"], "trainer.precision", "'8-bit'"),
     ("train", ["trainer.eval_split=holdout"], "trainer.eval_split", "'holdout'"),
     ("train", ["trainer.selection.metric=val/bogus"], "trainer.selection.metric", "not logged"),

@@ -118,6 +118,20 @@ class FeatureListsConfig:
 
 
 @dataclass
+class RegimeFitConfig:
+    """The Gaussian HMM behind the ``regime_*`` features (``data/hmm.py``), fitted on the training
+    split when a role observes one: ``states`` regimes, the most likely of ``restarts`` EM runs."""
+
+    states: int = 5
+    restarts: int = 5
+
+    def problems(self) -> list[Problem]:
+        return check(self.states >= 2, "states", f"must be >= 2, got {self.states}") + check(
+            self.restarts >= 1, "restarts", f"must be >= 1, got {self.restarts}"
+        )
+
+
+@dataclass
 class SplitConfig:
     """Chronological fractions of the decision points; the embargo defaults to the longest look-back."""
 
@@ -300,6 +314,7 @@ class DataConfig:
     events: str | None = None  # an economic calendar (data/economic.py) for the event features
     event_names: list[str] | None = None  # only these indicators of the calendar
     features: FeatureListsConfig = field(default_factory=FeatureListsConfig)
+    regime_fit: RegimeFitConfig = field(default_factory=RegimeFitConfig)
     start: str | None = None  # keep bars opening at or after this time (data timezone)
     end: str | None = None  # ... and before this one
     timezone: str = "America/Chicago"

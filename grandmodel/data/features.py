@@ -86,6 +86,14 @@ SOURCE_FEATURES: dict[str, tuple[str, str, str]] = {
     "hours_to_next": ("hours to the next scheduled release (capped at a year)", "scaled", "events"),
     "hours_since_last": ("hours since the last release", "scaled", "events"),
     "last_surprise": ("(actual - forecast) / |forecast| of the last release", "scaled", "events"),
+    # fitted on the training split (data/hmm.py), stored with the model in its strategic NormStats
+    "regime_edge": (
+        "Σ_k p_k·mean_k·D_k: expected log return until the regime ends, p the posterior of a "
+        "Gaussian HMM of the base returns after the bar's last base bar",
+        "scaled",
+        "fit",
+    ),
+    "regime_vol": ("Σ_k p_k·sqrt(var_k): the posterior's per-base-bar volatility", "scaled", "fit"),
 }
 
 SESSION_CLOCK = "America/Chicago"

@@ -19,6 +19,7 @@ class NormStats:
     scaled: list[bool]
     clip: float = 10.0
     fitted_on: dict[str, str] = field(default_factory=dict)
+    regime: dict | None = None  # a RegimeFit (data/hmm.py) where the features use one
 
     @classmethod
     def fit(
@@ -29,6 +30,7 @@ class NormStats:
         *,
         clip: float = 10.0,
         fitted_on: dict[str, str] | None = None,
+        regime: dict | None = None,
     ) -> NormStats:
         """Statistics of the rows of ``table`` (already restricted to the training split)."""
         mean = (
@@ -44,7 +46,13 @@ class NormStats:
         std = np.where(np.isfinite(std) & (std > 1e-12), std, 1.0)
         mean = np.where(np.isfinite(mean), mean, 0.0)
         return cls(
-            list(features), mean.tolist(), std.tolist(), list(scaled), clip, dict(fitted_on or {})
+            list(features),
+            mean.tolist(),
+            std.tolist(),
+            list(scaled),
+            clip,
+            dict(fitted_on or {}),
+            regime,
         )
 
     def transform(self, values: np.ndarray) -> np.ndarray:
@@ -56,7 +64,10 @@ class NormStats:
         return out.astype(np.float32)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        if out["regime"] is None:  # the statistics of models without fitted features read as before
+            del out["regime"]
+        return out
 
     @classmethod
     def from_dict(cls, data: dict) -> NormStats:

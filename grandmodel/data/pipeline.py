@@ -34,6 +34,7 @@ from grandmodel.data.features import (
     first_complete_row,
     realized_variance,
 )
+from grandmodel.data.hmm import RegimeFit, add_regime_features, fit_training_split
 from grandmodel.data.loader import read_ohlcv
 from grandmodel.data.market_data import Bars, MarketData
 from grandmodel.data.normalise import NormStats
@@ -45,6 +46,7 @@ from grandmodel.errors import DataError
 
 log = logging.getLogger(__name__)
 
+FITTED = {name: spec[2] == "fit" for name, spec in SOURCE_FEATURES.items()}
 # 2: k-day bars count trading days; 3: order-book and calendar columns; 4: momentum_k columns;
 # 5: realized_var and realized_vol_k columns; 6: realized_vol_k floored (no move is not NaN)
 FEATURE_VERSION = 6
@@ -76,9 +78,10 @@ def prepare(
         bars = len(tables.frames["base"])
         hit = "from the cache" if tables.info.get("cache") == "hit" else "read and computed"
         advance(f"{bars:,} base bars {hit} ({tables.info.get('source', 'data')})")
+        computed = tables.frames  # what the cache holds: not the fitted features
         data = assemble(tables, data_cfg, norm)
         if tables.info["cache"] == "miss":
-            _write_cache(cache_dir / tables.info["key"], tables.frames, tables.info)
+            _write_cache(cache_dir / tables.info["key"], computed, tables.info)
         steps = {name: hi - lo for name, (lo, hi) in data.splits.items()}
         advance(f"aligned, split and normalised: decisions per split {steps}")
     return tables, data
@@ -233,14 +236,16 @@ def _write_cache(folder: Path, frames: dict[str, pd.DataFrame], info: dict[str, 
 def assemble(
     tables: Tables, data_cfg: DataConfig, given_norm: dict[str, NormStats] | None = None
 ) -> MarketData:
-    """Alignment, splits, train-only normalisation (or ``given_norm``) and tensors."""
+    """Alignment, splits, train-only normalisation (or ``given_norm``) and tensors; the fitted
+    features (``data/hmm.py``) are added to ``tables.frames`` as new tables."""
     frames, size = tables.frames, bar_sizes(data_cfg)
     window = {"strategic": data_cfg.window.strategic, "tactical": data_cfg.window.tactical}
     source = tables.info.get("source", "data")
     columns_of = observed(data_cfg)
-    warm = {
-        name: first_complete_row(frames[name], columns_of[name])
-        for name in ("tactical", "strategic")
+    fitted = {n: c for n, c in columns_of.items() if any(FITTED.get(x) for x in c)}
+    warm = {  # the fitted features are finite from the first bar (and not there yet)
+        name: first_complete_row(frames[name], tuple(c for c in cols if not FITTED.get(c)))
+        for name, cols in columns_of.items()
     }
     need = {name: warm[name] + window[name] for name in warm}
     if (
@@ -274,6 +279,22 @@ def assemble(
             f"({train_steps} decision steps); lower data.episode_length or use more data"
         )
     last_train = splits["train"][1] - 1
+    regime = None
+    if fitted:  # on copies: ``tables`` then hold the fitted columns too, the cache does not
+        frames = tables.frames = dict(frames)
+        given = next((given_norm[n].regime for n in fitted), None) if given_norm else None
+        if given_norm and given is None:
+            raise DataError(
+                f"{source}: the model's normalisation statistics hold no regime fit for its "
+                f"{sorted({c for cols in fitted.values() for c in cols if FITTED.get(c)})}; "
+                "expected statistics saved with the fitted features"
+            )
+        if given is None:
+            train = (splits["train"][0], last_train)
+            regime = fit_training_split(frames["base"], tac_known, train, size, data_cfg.regime_fit)
+        else:
+            regime = RegimeFit.from_dict(given)
+        add_regime_features(frames, fitted, regime)
     rows_used = {"tactical": last_train + 1, "strategic": int(al.strategic_index[last_train]) + 1}
     norm, bars = {}, {}
     for name in ("tactical", "strategic"):
@@ -288,7 +309,13 @@ def assemble(
         norm[name] = (
             _given(given_norm[name], columns, source)
             if given_norm
-            else NormStats.fit(fit_rows, columns, scaled, fitted_on=fitted_on)
+            else NormStats.fit(
+                fit_rows,
+                columns,
+                scaled,
+                fitted_on=fitted_on,
+                regime=regime.to_dict() if regime and name in fitted else None,
+            )
         )
         features = (
             norm[name].transform(values)

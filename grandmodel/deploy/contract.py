@@ -91,6 +91,8 @@ def _input(role: str, data: MarketData, norm: NormStats | None, normalise: bool)
             "clip": norm.clip,
             "fitted_on": norm.fitted_on,
         }
+        if norm.regime is not None:  # the HMM of the regime_* features (data/hmm.py)
+            spec["normalisation"]["regime"] = norm.regime
     else:
         spec["normalisation"] = "none (NaN -> 0 inside the graph)"
     return spec

@@ -26,6 +26,7 @@ from grandmodel.config import typed
 from grandmodel.config.data import DataConfig
 from grandmodel.config.deploy import ExportSettings
 from grandmodel.config.env import ROLES
+from grandmodel.data.hmm import RegimeFit, add_regime_features
 from grandmodel.data.market_data import MarketData
 from grandmodel.data.pipeline import load_tables
 from grandmodel.deploy.bundle import export_onnx, require_trained_policy
@@ -70,13 +71,12 @@ def raw_features(walk: Walk) -> dict[str, np.ndarray]:
     """The prepared, un-normalised strategic and tactical feature tables (what the graphs take),
     with the columns the walk's model observes."""
     cfg = walk.cfg
-    tables = load_tables(typed(cfg.data, DataConfig), Path(cfg.paths.cache_dir))
-    return {
-        frame: tables.frames[frame][list(getattr(walk.data, frame).feature_names)].to_numpy(
-            np.float64
-        )
-        for frame in FRAMES
-    }
+    frames = dict(load_tables(typed(cfg.data, DataConfig), Path(cfg.paths.cache_dir)).frames)
+    columns = {frame: getattr(walk.data, frame).feature_names for frame in FRAMES}
+    fit = next((n.regime for n in walk.data.norm.values() if n.regime), None)
+    if fit is not None:  # the model's fitted features are not cached (data/hmm.py)
+        add_regime_features(frames, columns, RegimeFit.from_dict(fit))
+    return {frame: frames[frame][list(columns[frame])].to_numpy(np.float64) for frame in FRAMES}
 
 
 def onnx_policy(

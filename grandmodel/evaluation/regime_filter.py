@@ -4,18 +4,8 @@ The ``regime`` generator (``grandmodel/data/synthetic/generators.py``) is a hidd
 one-minute bars: regime ``k`` lasts a geometric number of minutes with mean ``D_k`` (it ends after a
 minute with probability ``1 / D_k``, then the next regime is uniform among the others) and emits
 log returns ``r ~ N(m_k, s_k²)`` with ``m_k = drift_k / PPY - s_k² / 2``, ``s_k = vol_k / sqrt(PPY)``.
-With those known parameters the forward filter (Hamilton 1989, "A New Approach to the Economic
-Analysis of Nonstationary Time Series and the Business Cycle", Econometrica 57(2)) gives the
-posterior of the regime after each return, in log space::
-
-    log α_0(j) = log π(j) + log b_j(r_0)                          − log Σ_j (…)
-    log α_t(j) = log b_j(r_t) + logsumexp_i(log α_{t-1}(i) + log P_ij) − log Σ_j (…)
-
-``α_t(j) = P(S_t = j | r_0..r_t)``, ``b_j`` the normal density of regime j, ``P`` the one-minute
-transition matrix, ``π`` uniform (the generator's first regime). The recursion is run in chunks:
-each chunk's transfer matrix (the log-semiring product of its steps) carries the boundary
-posterior from chunk to chunk, then all chunks filter at once from their boundaries; the result
-is the sequential recursion's, in about ``2 sqrt(T)`` vectorised steps instead of ``T``.
+With those known parameters the forward filter (``grandmodel/data/hmm.py``) gives the posterior
+of the regime after each return.
 
 :func:`filter_actions` trades the posterior the strategic agent could have had: at decision t,
 the posterior after the last one-minute bar of the last completed strategic bar (docs/
@@ -32,6 +22,7 @@ import torch
 from torch import nn
 
 from grandmodel.config.data import SyntheticConfig
+from grandmodel.data.hmm import forward_filter
 from grandmodel.data.market_data import MarketData
 from grandmodel.data.synthetic.generators import PERIODS_PER_YEAR, _allowed_regimes
 
@@ -87,61 +78,6 @@ class RegimeModel:
         """Expected simple return of a long position until the current regime ends:
         ``Σ_k p_k · drift_k / PPY · D_k`` (a geometric duration's expected remainder is ``D_k``)."""
         return posterior @ (self.drift / PERIODS_PER_YEAR * self.minutes)
-
-
-def _lse(x: np.ndarray, axis: int) -> np.ndarray:
-    """``log Σ exp`` along ``axis`` (``-inf`` where every term is)."""
-    top = np.max(x, axis=axis, keepdims=True)
-    top = np.where(np.isfinite(top), top, 0.0)
-    with np.errstate(divide="ignore"):
-        return np.log(np.sum(np.exp(x - top), axis=axis)) + np.squeeze(top, axis=axis)
-
-
-def _normalise(log_p: np.ndarray) -> np.ndarray:
-    return log_p - _lse(log_p, -1)[..., None]
-
-
-def forward_filter(
-    log_lik: np.ndarray, transition: np.ndarray, prior: np.ndarray, chunk: int | None = None
-) -> np.ndarray:
-    """``[T, K]`` log filtered posteriors ``log P(S_t = j | r_0..r_t)`` of an HMM with emission
-    log-likelihoods ``log_lik[t, j]``, transition matrix ``transition[i, j] = P(S_t = j | S_{t-1}
-    = i)`` and initial distribution ``prior`` (of ``S_0``). ``chunk``: steps per chunk (default
-    ``ceil(sqrt(T))``); every value gives the same posteriors up to rounding."""
-    steps, k = log_lik.shape
-    with np.errstate(divide="ignore"):
-        log_p, log_prior = np.log(transition), np.log(prior)
-    out = np.empty((steps, k))
-    if steps == 0:
-        return out
-    out[0] = _normalise(log_prior + log_lik[0])
-    rest = steps - 1
-    if rest == 0:
-        return out
-    size = max(1, chunk or math.isqrt(rest - 1) + 1)
-    chunks = -(-rest // size)
-    # step matrices M[j, i] = log b_j(r_t) + log P[i, j]; the padding steps are identities
-    lik = np.zeros((chunks * size, k))
-    lik[:rest] = log_lik[1:]
-    steps_m = lik[:, :, None] + log_p.T[None]
-    identity = np.where(np.eye(k, dtype=bool), 0.0, -np.inf)
-    steps_m[rest:] = identity
-    steps_m = steps_m.reshape(chunks, size, k, k)
-    transfer = np.broadcast_to(identity, (chunks, k, k)).copy()
-    for s in range(size):  # every chunk's transfer matrix at once
-        transfer = _lse(steps_m[:, s, :, :, None] + transfer[:, None, :, :], axis=2)
-        transfer -= np.max(transfer, axis=(1, 2), keepdims=True)
-    start = np.empty((chunks, k))
-    start[0] = out[0]
-    for c in range(1, chunks):  # the posterior entering each chunk
-        start[c] = _normalise(_lse(transfer[c - 1] + start[c - 1][None, :], axis=1))
-    filtered = np.empty((chunks, size, k))
-    alpha = start
-    for s in range(size):  # every chunk filters from its boundary at once
-        alpha = _normalise(_lse(steps_m[:, s] + alpha[:, None, :], axis=2))
-        filtered[:, s] = alpha
-    out[1:] = filtered.reshape(-1, k)[:rest]
-    return out
 
 
 def posteriors(model: RegimeModel, log_returns: np.ndarray) -> np.ndarray:

@@ -28,12 +28,15 @@ def smoke_tables(tmp_path_factory: pytest.TempPathFactory) -> tuple[Tables, Path
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """One smoke training run (PPO strategic, baseline tactical and risk: it trades) tracked in an
-    MLflow SQLite store under its outputs folder, and its bundle. The strategic agent observes two
-    opt-in features beside the defaults, so the paper loop must compute those live too."""
+    MLflow SQLite store under its outputs folder, and its bundle. The strategic agent observes
+    opt-in features beside the defaults (among them the HMM fitted on the training split, which the
+    bundle carries), so the paper loop must compute those live too."""
     outputs = tmp_path_factory.mktemp("paper_bundle")
     run_dir = outputs / "runs" / "smoke"
     paths = [f"paths.outputs_dir={outputs}"]
-    strategic = ",".join((*OBSERVATION["strategic"], "momentum_12", "realized_vol_4"))
+    strategic = ",".join(
+        (*OBSERVATION["strategic"], "momentum_12", "realized_vol_4", "regime_edge")
+    )
     trained = run_module(
         "grandmodel.train", "experiment=smoke", "agent=ppo", *paths, f"paths.output_dir={run_dir}",
         f"data.features.strategic=[{strategic}]",

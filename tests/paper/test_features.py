@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from grandmodel.data.features import OBSERVATION
+from grandmodel.data.features import FEATURES, OBSERVATION
+from grandmodel.data.hmm import RegimeFit, add_regime_features, base_returns
 from grandmodel.data.normalise import NormStats
-from grandmodel.deploy.paper.features import LIVE_FEATURES, LiveFeatures
+from grandmodel.data.pipeline import build_tables
+from grandmodel.deploy.paper.features import LiveFeatures
 from grandmodel.deploy.paper.feeds import ReplayFeed
 
 
@@ -17,7 +20,7 @@ def test_every_observation_equals_the_batch_pipeline(smoke_tables, columns: str)
     whose variance sums the one-minute bars through both resamplings) on both timeframes."""
     tables, path = smoke_tables
     observed = (
-        dict(OBSERVATION) if columns == "default" else dict.fromkeys(OBSERVATION, LIVE_FEATURES)
+        dict(OBSERVATION) if columns == "default" else dict.fromkeys(OBSERVATION, tuple(FEATURES))
     )
     feed = ReplayFeed(str(path), "America/Chicago", "1min", "max")
     sizes = {"base": 60 * 10**9, "tactical": 300 * 10**9, "strategic": 1800 * 10**9}
@@ -49,3 +52,34 @@ def test_every_observation_equals_the_batch_pipeline(smoke_tables, columns: str)
         stats.transform(obs["tactical"]), stats.transform(table[t - 59 : t + 1]), atol=1e-6
     )
     assert len(windows) > 1000
+
+
+def test_the_fitted_regime_features_equal_the_batch_pipeline(smoke_tables, tmp_path) -> None:
+    """The HMM filtered one base bar at a time gives each bar the batch value: the posterior after
+    its last base bar, also when a bar's last minutes are missing and a later bar closes it."""
+    tables, _ = smoke_tables
+    base = tables.frames["base"][["open", "high", "low", "close", "volume"]]
+    base = base[(np.arange(len(base)) % 97 != 0) & (base.index.minute % 30 != 29)]
+    path = tmp_path / "gaps.csv"
+    base.rename_axis("timestamp").to_csv(path)
+    returns = base_returns(base)
+    fit = RegimeFit.fit(returns[: returns.size // 2], summed=30, states=3, restarts=1)
+    sizes = {"base": 60 * 10**9, "tactical": 300 * 10**9, "strategic": 1800 * 10**9}
+    frames = build_tables(base, {k: pd.Timedelta(v) for k, v in sizes.items()})
+    columns = {"tactical": ("log_return", "regime_vol"), "strategic": ("regime_edge", "rsi_14")}
+    add_regime_features(frames, columns, fit)
+    feed = ReplayFeed(str(path), "America/Chicago", "1min", "max")
+    with pytest.raises(ValueError, match="regime fit"):
+        LiveFeatures(sizes, {"tactical": 4, "strategic": 4}, columns)
+    live = LiveFeatures(sizes, {"tactical": 4, "strategic": 4}, columns, fit)
+    rows: dict[str, list[np.ndarray]] = {"tactical": [], "strategic": []}
+    for bar in feed.bars():
+        for done in live.push(bar, feed.utc_offset_ns):
+            rows["tactical"].append(live.windows["tactical"].rows[-1])
+            if done.strategic_new:
+                rows["strategic"].append(live.windows["strategic"].rows[-1])
+    for role, names in columns.items():
+        batch, mine = frames[role][list(names)].to_numpy(np.float64), np.array(rows[role])
+        assert len(batch) - len(mine) in (0, 1)  # the feed's last bar misses its last minute
+        assert np.isfinite(batch[:, [n.startswith("regime") for n in names]]).all()
+        np.testing.assert_allclose(mine, batch[: len(mine)], rtol=1e-9, atol=1e-12, equal_nan=True)

@@ -14,6 +14,7 @@ import pandas as pd
 from grandmodel.config import typed
 from grandmodel.config.data import DataConfig
 from grandmodel.config.paper import MonitorConfig
+from grandmodel.data.hmm import RegimeFit
 from grandmodel.data.pipeline import prepare
 from grandmodel.data.sources import observed
 from grandmodel.deploy.inference import InferencePolicy
@@ -28,6 +29,15 @@ def bundle_features(metadata: dict[str, Any]) -> dict[str, tuple[str, ...]]:
     """The features each role of a bundle observes (its manifest's inputs)."""
     roles = metadata["roles"]
     return {role: tuple(roles[role]["input"]["features"]) for role in ("tactical", "strategic")}
+
+
+def bundle_regime(metadata: dict[str, Any]) -> RegimeFit | None:
+    """The HMM a bundle's ``regime_*`` features are filtered with (``data/hmm.py``), if any."""
+    for role in ("strategic", "tactical"):
+        norm = metadata["roles"][role]["input"]["normalisation"]
+        if isinstance(norm, dict) and norm.get("regime"):
+            return RegimeFit.from_dict(norm["regime"])
+    return None
 
 
 def feature_names(columns: dict[str, tuple[str, ...]]) -> list[str]:
@@ -65,7 +75,7 @@ def session_features(bars: pd.DataFrame, metadata: dict[str, Any]) -> np.ndarray
         k: int(pd.Timedelta(pd.tseries.frequencies.to_offset(v)).value) for k, v in frames.items()
     }
     columns = bundle_features(metadata)
-    live = LiveFeatures(sizes, {"tactical": 1, "strategic": 1}, columns)
+    live = LiveFeatures(sizes, {"tactical": 1, "strategic": 1}, columns, bundle_regime(metadata))
     first = pd.Timestamp(int(bars["open_ns"].iloc[0]), tz="UTC").tz_convert(clock["timezone"])
     offset = int(first.utcoffset().total_seconds() * 1e9)
     rows = []
@@ -87,7 +97,7 @@ def reference_data(
 
     run = resolve_run(run_spec, uri)
     data_cfg = typed(run.config.data, DataConfig)
-    tables, data = prepare(data_cfg, Path(paths.cache_dir))
+    tables, data = prepare(data_cfg, Path(paths.cache_dir), run.norm)
     start, stop = data.splits["train"]
     t = np.arange(start, stop)
     si = data.strategic_index.numpy()[t]

@@ -24,11 +24,15 @@ from grandmodel.data.features import (
     OBSERVATION,
     REALIZED_VAR_FLOOR,
     REALIZED_VOL_BARS,
+    SOURCE_FEATURES,
     market_session,
 )
+from grandmodel.data.hmm import RegimeFit
 
-# what FeatureState computes: every bar feature (not the SOURCE_FEATURES of a book, events or trades)
-LIVE_FEATURES: tuple[str, ...] = tuple(FEATURES)
+# the features fitted on the training split that the loop filters bar by bar (data/hmm.py)
+FITTED_FEATURES: tuple[str, ...] = tuple(n for n, s in SOURCE_FEATURES.items() if s[2] == "fit")
+# what the loop computes: every bar feature and the fitted ones (not those of a book, events or trades)
+LIVE_FEATURES: tuple[str, ...] = (*FEATURES, *FITTED_FEATURES)
 
 
 @dataclass(frozen=True)
@@ -172,11 +176,12 @@ class FeatureState:
         self.ret10, self.ret50 = _Window(10), _Window(50)
         self.n = 0
 
-    def update(self, bar: Bar) -> np.ndarray:
+    def update(self, bar: Bar, fitted: dict[str, float] | None = None) -> np.ndarray:
+        """The row of ``bar``; ``fitted``: the values of :data:`FITTED_FEATURES` at its close."""
         o, h, lo, c, v = bar.open, bar.high, bar.low, bar.close, bar.volume
         prev, n = self.prev_close, self.n
         self.prev_close, self.n = c, n + 1
-        f: dict[str, float] = {}
+        f: dict[str, float] = dict(fitted or {})
         change = c - prev if n else math.nan
         gain = self.rsi_gain.update(change if change > 0 else 0.0)
         loss = self.rsi_loss.update(-change if change < 0 else 0.0)
@@ -263,14 +268,25 @@ class Completed:
 
 
 class LiveFeatures:
-    """Base bars in → completed tactical bars out, with tactical and strategic observation windows."""
+    """Base bars in → completed tactical bars out, with tactical and strategic observation windows.
+    ``regime``: the model's fitted HMM, filtered one base bar at a time where a role observes
+    :data:`FITTED_FEATURES` (each bar takes the posterior after its last base bar, as in
+    ``data/hmm.py``'s ``add_regime_features``)."""
 
     def __init__(
         self,
         sizes_ns: dict[str, int],
         windows: dict[str, int],
         columns: dict[str, tuple[str, ...]] | None = None,
+        regime: RegimeFit | None = None,
     ) -> None:
+        fitted = [c for cols in (columns or {}).values() for c in cols if c in FITTED_FEATURES]
+        if fitted and regime is None:
+            raise ValueError(f"features {fitted} need the model's regime fit")
+        self.regime = regime if fitted else None
+        self.posterior: np.ndarray | None = None  # log posterior after the last base bar
+        self.before: np.ndarray | None = None  # and after the base bar before it
+        self.last_close = math.nan
         self.sizes = sizes_ns
         self.tactical_bins: Resampler | None = None
         self.strategic_bins: Resampler | None = None
@@ -289,18 +305,34 @@ class LiveFeatures:
             self.strategic_bins = Resampler(
                 self.sizes["strategic"], self.sizes["tactical"], offset_ns
             )
+        if self.regime is not None:
+            previous = bar.open if math.isnan(self.last_close) else self.last_close
+            self.before = self.posterior
+            self.posterior = self.regime.step(self.posterior, math.log(bar.close / previous))
+            self.last_close = bar.close
         out = []
         for tac in self.tactical_bins.push(bar):
-            self.windows["tactical"].push(self.state["tactical"].update(tac))
+            fitted = self._fitted(tac, bar)
+            self.windows["tactical"].push(self.state["tactical"].update(tac, fitted))
             self.tactical_count += 1
             new = False
             assert self.strategic_bins is not None
             for strat in self.strategic_bins.push(tac):
-                self.windows["strategic"].push(self.state["strategic"].update(strat))
+                fitted = self._fitted(strat, bar)
+                self.windows["strategic"].push(self.state["strategic"].update(strat, fitted))
                 self.strategic_count += 1
                 new = True
             out.append(Completed(tac, new))
         return out
+
+    def _fitted(self, done: Bar, bar: Bar) -> dict[str, float] | None:
+        """The fitted features of the completed bar ``done``: after ``bar`` when it lies inside
+        ``done``, else after the base bar before it (``bar`` opened a later bin)."""
+        if self.regime is None:
+            return None
+        posterior = self.posterior if bar.open_ns < done.known_ns else self.before
+        assert posterior is not None  # a completed bar holds at least one base bar
+        return {k: float(v) for k, v in self.regime.features(posterior).items()}
 
     @property
     def ready(self) -> bool:

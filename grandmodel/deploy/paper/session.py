@@ -31,9 +31,14 @@ from grandmodel.config.paper import FeedKind, PaperSettings
 from grandmodel.data.timeframes import bars_per_year
 from grandmodel.deploy.inference import InferencePolicy
 from grandmodel.deploy.monitor.metrics import DriftDetector, rolling_performance
-from grandmodel.deploy.monitor.report import bundle_features, feature_names, reference_data
+from grandmodel.deploy.monitor.report import (
+    bundle_features,
+    bundle_regime,
+    feature_names,
+    reference_data,
+)
 from grandmodel.deploy.paper.broker import Settlement, SimulatedBroker
-from grandmodel.deploy.paper.features import LIVE_FEATURES, Bar, LiveFeatures
+from grandmodel.deploy.paper.features import FITTED_FEATURES, LIVE_FEATURES, Bar, LiveFeatures
 from grandmodel.deploy.paper.feeds import ReplayFeed, TailFeed
 from grandmodel.deploy.paper.gate import HALTED, RiskGate, Transition, gated_actions
 from grandmodel.deploy.paper.journal import Journal
@@ -104,8 +109,15 @@ class PaperSession:
                     f"{cfg.bundle}: the {role} agent observes {unknown}, which the paper loop does "
                     f"not compute from bars; expected features from {list(LIVE_FEATURES)}"
                 )
+        fitted = [n for cols in self.columns.values() for n in cols if n in FITTED_FEATURES]
+        regime = bundle_regime(md)
+        if fitted and regime is None:
+            raise GrandModelError(
+                f"{cfg.bundle}: the agents observe {fitted}, but metadata.json holds no regime "
+                "fit to filter them with; expected a bundle exported with its model's fit"
+            )
         self.features = LiveFeatures(
-            {k: int(v.value) for k, v in sizes.items()}, windows, self.columns
+            {k: int(v.value) for k, v in sizes.items()}, windows, self.columns, regime
         )
         env = bundle_env(typed(cfg.env, EnvConfig), md)
         s = self.settings

@@ -18,12 +18,14 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-# The settings measured best in experiments/learning_quality (README, "last"): realized volatility in
-# the strategic observation, its last bar only, gamma 0.9, lambda 0, PPO minibatches of 256, costs in the
+# The settings measured best in experiments/learning_quality (README, "last" and "fitted regime"):
+# realized volatility and the fitted HMM filter's regime_edge and regime_vol in the strategic
+# observation, its last bar only, gamma 0.9, lambda 0, PPO minibatches of 256, costs in the
 # reward and no drawdown term.
 DEFAULT_STRATEGIC = log_return,range_pct,body_pct,rsi_14,macd_pct,macd_signal_pct,atr_pct,bb_position,bb_width
 DEFAULT_STRATEGIC := $(DEFAULT_STRATEGIC),volume_ratio,trend_regime,vol_regime,market_session
 TUNED_FEATURES = $(DEFAULT_STRATEGIC),realized_vol_1,realized_vol_4,realized_vol_12,realized_vol_24
+TUNED_FEATURES := $(TUNED_FEATURES),regime_edge,regime_vol
 TUNED_SETTINGS = agent.strategic.encoder=last agent.strategic.gae_lambda=0 agent.strategic.gamma=0.9 \
 	agent.strategic.batch_size=256 reward.transaction_cost=0.0002 reward.max_drawdown_penalty=0 \
 	data.features.strategic=[$(TUNED_FEATURES)]

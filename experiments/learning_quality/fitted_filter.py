@@ -6,8 +6,8 @@
 
 Why: the ``regime_filter`` baseline (``grandmodel/evaluation/regime_filter.py``) knows the
 generator's parameters, so the gap to it mixes two things: what the 30-minute features do not
-carry, and what no one could know without the generator. Here a Gaussian HMM (``hmmlearn``,
-``pip install -e '.[bench]'``) is fitted by Baum-Welch on the training split's returns only,
+carry, and what no one could know without the generator. Here a Gaussian HMM (``hmmlearn``, a
+dependency since the ``regime_*`` features) is fitted by Baum-Welch on the training split's returns only,
 summed over ``--minutes`` (one-minute returns make EM spend its states on short bursts), from a
 sticky start (0.99 on the diagonal). Its per-minute model (mean and variance / ``--minutes``,
 expected durations × ``--minutes``) then replaces the generator's in the same filter, which
@@ -104,7 +104,7 @@ def check(args: argparse.Namespace) -> None:
     """Bad arguments are one ``error:`` line and exit 2, before any work."""
     problems = []
     if importlib.util.find_spec("hmmlearn") is None:
-        problems.append("hmmlearn: not installed; expected pip install -e '.[bench]'")
+        problems.append("hmmlearn: not installed; expected pip install -e .")
     if not (Path(args.run) / "checkpoints").is_dir():
         problems.append(f"--run {args.run}: no checkpoints/ folder; expected a trained run folder")
     for name, low in (("states", 2), ("minutes", 1), ("restarts", 1)):

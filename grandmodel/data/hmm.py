@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from grandmodel.config.data import RegimeFitConfig
+from grandmodel.errors import DataError
 
 
 def _lse(x: np.ndarray, axis: int) -> np.ndarray:
@@ -216,4 +217,11 @@ def fit_training_split(
     known = base.index.asi8 + int(size["base"].value)
     inside = (known > low) & (known <= int(decision_known[last]))
     summed = max(1, int(size["strategic"] / size["base"]))
+    sums = int(inside.sum()) // summed
+    if sums < 10 * cfg.states:
+        raise DataError(
+            f"data.regime_fit: the training split holds {sums} strategic bars of returns to fit "
+            f"the regime_* features on; expected at least {10 * cfg.states} for "
+            f"{cfg.states} states (more data or fewer data.regime_fit.states)"
+        )
     return RegimeFit.fit(base_returns(base)[inside], summed, cfg.states, cfg.restarts)

@@ -99,6 +99,13 @@ def test_only_the_training_split_shapes_the_fit(tmp_path: Path) -> None:
     )  # fmt: skip
     _, given = prepare(validate(cfg).data, Path(cfg.paths.cache_dir), data.norm)
     assert given.norm["strategic"].regime == fit
+    # too little training data for the states asked: one line naming the key, before any EM run
+    cfg.data.regime_fit.states = 60
+    with pytest.raises(
+        DataError, match=r"^data.regime_fit: the training split holds \d+ strategic"
+    ):
+        prepare(validate(cfg).data, Path(cfg.paths.cache_dir))
+    cfg.data.regime_fit.states = 5
     without = {**data.norm, "strategic": replace(data.norm["strategic"], regime=None)}
     with pytest.raises(DataError, match="hold no regime fit"):
         prepare(validate(cfg).data, Path(cfg.paths.cache_dir), without)

@@ -95,6 +95,8 @@ SOURCE_FEATURES: dict[str, tuple[str, str, str]] = {
     ),
     "regime_vol": ("Σ_k p_k·sqrt(var_k): the posterior's per-base-bar volatility", "scaled", "fit"),
 }
+# the features fitted on the training split (added in pipeline.assemble, filtered live by the paper loop)
+FITTED_FEATURES: tuple[str, ...] = tuple(n for n, s in SOURCE_FEATURES.items() if s[2] == "fit")
 
 SESSION_CLOCK = "America/Chicago"
 _SESSION_EDGES = np.array(

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -160,9 +161,12 @@ class RegimeFit:
         lik = self.log_likelihood(np.array([r]))[0]
         if log_posterior is None:
             return _normalise(lik - math.log(len(self.mean)))
+        return _normalise(lik + _lse(log_posterior[:, None] + self._log_transition, axis=0))
+
+    @cached_property
+    def _log_transition(self) -> np.ndarray:
         with np.errstate(divide="ignore"):
-            log_p = np.log(self.transition())
-        return _normalise(lik + _lse(log_posterior[:, None] + log_p, axis=0))
+            return np.log(self.transition())
 
     def features(self, log_posterior: np.ndarray) -> dict[str, np.ndarray]:
         """The ``regime_*`` features of ``[..., K]`` log posteriors: ``regime_edge`` the expected log

@@ -29,6 +29,7 @@ from grandmodel.console import progress
 from grandmodel.data.alignment import align, chronological_splits
 from grandmodel.data.features import (
     FEATURES,
+    FITTED_FEATURES,
     SOURCE_FEATURES,
     compute_features,
     first_complete_row,
@@ -46,7 +47,6 @@ from grandmodel.errors import DataError
 
 log = logging.getLogger(__name__)
 
-FITTED = {name: spec[2] == "fit" for name, spec in SOURCE_FEATURES.items()}
 # 2: k-day bars count trading days; 3: order-book and calendar columns; 4: momentum_k columns;
 # 5: realized_var and realized_vol_k columns; 6: realized_vol_k floored (no move is not NaN)
 FEATURE_VERSION = 6
@@ -242,9 +242,9 @@ def assemble(
     window = {"strategic": data_cfg.window.strategic, "tactical": data_cfg.window.tactical}
     source = tables.info.get("source", "data")
     columns_of = observed(data_cfg)
-    fitted = {n: c for n, c in columns_of.items() if any(FITTED.get(x) for x in c)}
+    fitted = {n: c for n, c in columns_of.items() if any(x in FITTED_FEATURES for x in c)}
     warm = {  # the fitted features are finite from the first bar (and not there yet)
-        name: first_complete_row(frames[name], tuple(c for c in cols if not FITTED.get(c)))
+        name: first_complete_row(frames[name], tuple(c for c in cols if c not in FITTED_FEATURES))
         for name, cols in columns_of.items()
     }
     need = {name: warm[name] + window[name] for name in warm}
@@ -286,7 +286,7 @@ def assemble(
         if given_norm and given is None:
             raise DataError(
                 f"{source}: the model's normalisation statistics hold no regime fit for its "
-                f"{sorted({c for cols in fitted.values() for c in cols if FITTED.get(c)})}; "
+                f"{sorted({c for cols in fitted.values() for c in cols if c in FITTED_FEATURES})}; "
                 "expected statistics saved with the fitted features"
             )
         if given is None:

@@ -20,17 +20,15 @@ import pandas as pd
 
 from grandmodel.data.features import (
     FEATURES,
+    FITTED_FEATURES,
     MOMENTUM_BARS,
     OBSERVATION,
     REALIZED_VAR_FLOOR,
     REALIZED_VOL_BARS,
-    SOURCE_FEATURES,
     market_session,
 )
 from grandmodel.data.hmm import RegimeFit
 
-# the features fitted on the training split that the loop filters bar by bar (data/hmm.py)
-FITTED_FEATURES: tuple[str, ...] = tuple(n for n, s in SOURCE_FEATURES.items() if s[2] == "fit")
 # what the loop computes: every bar feature and the fitted ones (not those of a book, events or trades)
 LIVE_FEATURES: tuple[str, ...] = (*FEATURES, *FITTED_FEATURES)
 

@@ -79,7 +79,8 @@ def prepare(
         hit = "from the cache" if tables.info.get("cache") == "hit" else "read and computed"
         advance(f"{bars:,} base bars {hit} ({tables.info.get('source', 'data')})")
         computed = tables.frames  # what the cache holds: not the fitted features
-        data = assemble(tables, data_cfg, norm)
+        fits = cache_dir / "regime_fits" / tables.info["key"] if data_cfg.cache else None
+        data = assemble(tables, data_cfg, norm, fits)
         if tables.info["cache"] == "miss":
             _write_cache(cache_dir / tables.info["key"], computed, tables.info)
         steps = {name: hi - lo for name, (lo, hi) in data.splits.items()}
@@ -234,10 +235,14 @@ def _write_cache(folder: Path, frames: dict[str, pd.DataFrame], info: dict[str, 
 
 
 def assemble(
-    tables: Tables, data_cfg: DataConfig, given_norm: dict[str, NormStats] | None = None
+    tables: Tables,
+    data_cfg: DataConfig,
+    given_norm: dict[str, NormStats] | None = None,
+    fits: Path | None = None,
 ) -> MarketData:
     """Alignment, splits, train-only normalisation (or ``given_norm``) and tensors; the fitted
-    features (``data/hmm.py``) are added to ``tables.frames`` as new tables."""
+    features (``data/hmm.py``) are added to ``tables.frames`` as new tables, their fit read from or
+    kept in the folder ``fits`` (``None``: always fitted)."""
     frames, size = tables.frames, bar_sizes(data_cfg)
     window = {"strategic": data_cfg.window.strategic, "tactical": data_cfg.window.tactical}
     source = tables.info.get("source", "data")
@@ -291,7 +296,9 @@ def assemble(
             )
         if given is None:
             train = (splits["train"][0], last_train)
-            regime = fit_training_split(frames["base"], tac_known, train, size, data_cfg.regime_fit)
+            regime = fit_training_split(
+                frames["base"], tac_known, train, size, data_cfg.regime_fit, fits
+            )
         else:
             regime = RegimeFit.from_dict(given)
         add_regime_features(frames, fitted, regime)

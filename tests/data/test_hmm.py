@@ -109,3 +109,32 @@ def test_only_the_training_split_shapes_the_fit(tmp_path: Path) -> None:
     without = {**data.norm, "strategic": replace(data.norm["strategic"], regime=None)}
     with pytest.raises(DataError, match="hold no regime fit"):
         prepare(validate(cfg).data, Path(cfg.paths.cache_dir), without)
+
+
+def test_a_second_run_on_the_same_data_reads_the_first_runs_fit(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The fit is kept beside the data cache, keyed by the data's content, the training split and
+    the settings: the same data reads it back (no EM run), other settings fit anew."""
+    path = write_csv(es_bars(days=14, seed=3), tmp_path / "a.csv")
+    names = ",".join((*OBSERVATION["strategic"], *FITTED))
+    overrides = ["data=csv", f"data.path={path}", f"paths.outputs_dir={tmp_path}",
+                 "data.episode_length=64", "data.regime_fit.restarts=2", f"data.features.strategic=[{names}]"]  # fmt: skip
+    cfg = grandmodel.load_config(overrides)
+    first = prepare(validate(cfg).data, Path(cfg.paths.cache_dir))
+    fits = list((Path(cfg.paths.cache_dir) / "regime_fits").rglob("*.json"))
+    assert len(fits) == 1
+
+    def no_em(*args, **kwargs):
+        raise AssertionError("fitted again")
+
+    monkeypatch.setattr(RegimeFit, "fit", no_em)
+    second = prepare(validate(cfg).data, Path(cfg.paths.cache_dir))
+    assert second[1].norm["strategic"].regime == first[1].norm["strategic"].regime
+    np.testing.assert_array_equal(
+        second[0].frames["strategic"][list(FITTED)].to_numpy(),
+        first[0].frames["strategic"][list(FITTED)].to_numpy(),
+    )
+    other = grandmodel.load_config([*overrides, "data.regime_fit.states=4"])
+    with pytest.raises(AssertionError, match="fitted again"):
+        prepare(validate(other).data, Path(other.paths.cache_dir))

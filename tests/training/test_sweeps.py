@@ -72,12 +72,16 @@ def test_mlflow_server_serves_the_sweep_over_rest(optuna_sweep: Path) -> None:
     )  # fmt: skip
     try:
         base = f"http://127.0.0.1:{port}"
-        for _ in range(120):
+        deadline = time.monotonic() + 240  # a busy machine: the server may listen before it answers
+        while True:
+            assert server.poll() is None, "mlflow server exited"
             try:
-                if requests.get(f"{base}/health", timeout=1).status_code == 200:
+                if requests.get(f"{base}/health", timeout=5).status_code == 200:
                     break
-            except requests.ConnectionError:
-                time.sleep(0.5)
+            except requests.RequestException:  # refused, or accepted but not answered yet
+                pass
+            assert time.monotonic() < deadline, "mlflow server did not answer in 240 s"
+            time.sleep(0.5)
         experiment = requests.get(
             f"{base}/api/2.0/mlflow/experiments/get-by-name",
             params={"experiment_name": "grandmodel"},

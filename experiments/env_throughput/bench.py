@@ -1,15 +1,18 @@
 """Env-steps per second of the full market env vs gym-anytrading and a pure observation gather.
 
     .venv/bin/python experiments/env_throughput/bench.py [--envs 1 64 1024 4096] [--seconds 3]
-        [--compile] [--threads 1 2] [--keep-freed-mb 256]
+        [--compile] [--threads 1 2] [--keep-freed-mb 256] [--paired ROUNDS]
 
 Every cell steps with uniformly random actions for all three agents (portfolio, costs, stops,
 rewards, risk features, auto-resets included) through ``step_and_maybe_reset``: TorchRL's generic
 one (``env.lean_step=false``, the "MarketEnv" columns) and the env's own (``lean``). ``gather`` copies
 the same observation bytes per step (tactical + strategic windows) and nothing else: the
 memory-bound reference (``indexing gather``: the same by advanced indexing, the earlier tables'
-reference). Every row runs under the env's allocator setting (``env.keep_freed_mb``). gym-anytrading's ``StocksEnv`` runs one env on the same tactical closes, in
-one thread of Python. "per core-s" is env-steps/s divided by the torch threads used.
+reference). Every row runs under the env's allocator setting (``env.keep_freed_mb``).
+gym-anytrading's ``StocksEnv`` runs one env on the same tactical closes, in one thread of Python.
+"per core-s" is env-steps/s divided by the torch threads used. ``free transition`` is the lean
+step with a transition that costs nothing: the most any transition kernel could reach.
+``--paired`` times the gather, the free transition and the lean step in turn, round after round.
 """
 
 from __future__ import annotations
@@ -54,8 +57,8 @@ def random_actions(env):
     return fill
 
 
-def market_env_rate(env, lean: bool, seconds: float) -> torch.Tensor:
-    """One env times both paths (the same kernel, compiled once when ``env.compile=true``)."""
+def market_env_step(env, lean: bool):
+    """One ``step_and_maybe_reset`` of ``env`` with fresh random actions, on either path."""
     env.lean_step = lean
     act = random_actions(env)
     state = {"td": env.reset()}
@@ -63,10 +66,39 @@ def market_env_rate(env, lean: bool, seconds: float) -> torch.Tensor:
     def step():
         _, state["td"] = env.step_and_maybe_reset(act(state["td"]))
 
-    return timed(step, seconds) * env.n
+    return step
 
 
-def gather_rate(data, n: int, seconds: float, fast: bool = True) -> torch.Tensor:
+def market_env_rate(env, lean: bool, seconds: float) -> torch.Tensor:
+    """One env times both paths (the same kernel, compiled once when ``env.compile=true``)."""
+    return timed(market_env_step(env, lean), seconds) * env.n
+
+
+def free_transition_step(env, data):
+    """The lean step of ``env`` with a transition that costs nothing: the kernel's transition is
+    replaced (for good: give it an env of its own) by one real call's outputs, with every env's
+    decision moved one forward (as in ``gather_step``, so the windows are gathered from fresh rows)
+    and no episode ending. What is left is the step's floor: random actions, the two window
+    gathers, ``_pack``, the carry-over and the TensorDicts. Its ratio to the gather bounds what any
+    transition kernel could reach."""
+    td = env.reset()
+    actions = random_actions(env)(td.clone())
+    new0, out0 = env.kernel.transition(
+        env.state, *(actions.get((role, "action")) for role in ("strategic", "tactical", "risk"))
+    )
+    not_done = torch.zeros_like(out0["terminated"])
+    lo, hi = data.splits["train"]
+    cursor = {"ptr": torch.randint(lo, hi - 1, (env.n,))}
+
+    def free(s, *_):
+        ptr = cursor["ptr"] = torch.where(cursor["ptr"] + 1 < hi, cursor["ptr"] + 1, lo)
+        return new0 | {"ptr": ptr}, out0 | {"t": ptr, "terminated": not_done, "truncated": not_done}
+
+    env.kernel._advance = free
+    return market_env_step(env, lean=True)
+
+
+def gather_step(data, n: int, fast: bool = True):
     """``fast``: one ``index_select`` of whole window rows (what the env does since 2026-11-30);
     otherwise advanced indexing of the ``unfold`` view (the reference of the earlier tables)."""
     length = data.window
@@ -95,7 +127,43 @@ def gather_rate(data, n: int, seconds: float, fast: bool = True) -> torch.Tensor
         take("tactical", ptr - (length["tactical"] - 1))
         take("strategic", sidx[ptr] - (length["strategic"] - 1))
 
-    return timed(step, seconds) * n
+    return step
+
+
+def gather_rate(data, n: int, seconds: float, fast: bool = True) -> torch.Tensor:
+    return timed(gather_step(data, n, fast), seconds) * n
+
+
+def paired(data, configs: dict, n: int, rounds: int, seconds: float) -> None:
+    """The pure gather, the lean step with a free transition and the lean step (compiled when
+    ``--compile``) timed in turn, ``rounds`` times: on a machine whose speed drifts, each round's
+    ratios compare cells measured within the same second or two. Prints the median and range."""
+    cfg = configs.get("compiled", configs["eager"])
+    steps = {
+        "pure gather": gather_step(data, n),
+        "free transition": free_transition_step(
+            grandmodel.build_env(configs["eager"], data, n_envs=n), data
+        ),
+        "lean": market_env_step(grandmodel.build_env(cfg, data, n_envs=n), lean=True),
+    }
+    rates = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            rates[name].append(float(timed(step, seconds)[0]) * n)
+    rate = {name: torch.tensor(values) for name, values in rates.items()}
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(
+        f"\n{n} envs, torch threads {torch.get_num_threads()}, {rounds} rounds of "
+        f"{seconds} s per cell, load {load}: median [min, max]\n"
+    )
+    print("| cell | env-steps/s | / pure gather |")
+    print("|---|---:|---:|")
+    for name, values in rate.items():
+        share = 100 * values / rate["pure gather"]
+        print(
+            f"| {name} | {values.median():,.0f} | {share.median():.0f}% "
+            f"[{share.min():.0f}, {share.max():.0f}] |"
+        )
 
 
 def anytrading_rate(data, seconds: float) -> torch.Tensor | None:
@@ -130,6 +198,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[torch.get_num_threads()])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--keep-freed-mb", type=int, default=256, help="0: glibc defaults")
+    parser.add_argument(
+        "--paired",
+        type=int,
+        metavar="ROUNDS",
+        help="only the gather / free transition / lean "
+        "cells, timed in turn ROUNDS times (--seconds each) per n_envs and threads",
+    )
     args = parser.parse_args()
     torch._dynamo.config.recompile_limit = 64  # one compiled kernel per env (n_envs x threads)
     # the env's allocator setting (env.keep_freed_mb) for every row, references included
@@ -144,6 +219,12 @@ def main() -> None:
     configs = {"eager": grandmodel.load_config(base)}
     if args.compile:
         configs["compiled"] = grandmodel.load_config([*base, "env.compile=true"])
+    if args.paired:
+        for threads in args.threads:
+            torch.set_num_threads(threads)
+            for n in args.envs:
+                paired(data, configs, n, args.paired, args.seconds)
+        return
     tables = {}
     for threads in args.threads:
         torch.set_num_threads(threads)  # inductor compiles for the threads in force
@@ -158,6 +239,10 @@ def main() -> None:
                 env = grandmodel.build_env(cfg, data, n_envs=n)
                 row[name] = market_env_rate(env, False, args.seconds)
                 row[f"lean {name}"] = market_env_rate(env, True, args.seconds)
+            free = free_transition_step(
+                grandmodel.build_env(configs["eager"], data, n_envs=n), data
+            )
+            row["free transition"] = timed(free, args.seconds) * n
             rows.append(row)
         tables[threads] = rows
     anytrading = anytrading_rate(data, args.seconds)
@@ -176,9 +261,10 @@ def report(tables: dict, names: list[str], anytrading: torch.Tensor | None, devi
         print(f"\nenv-steps/s, random actions, {device}, torch threads {threads}, load {load}\n")
         print(
             f"| n_envs | {' | '.join(head)} | pure gather | indexing gather | lean / gather "
-            "| lean / indexing gather | lean per core-s | lean / gather, CPU time | lean per CPU-s |"
+            "| lean / indexing gather | lean per core-s | lean / gather, CPU time | lean per CPU-s "
+            "| free transition | free transition / gather |"
         )
-        print("|---:|" + "---:|" * (len(head) + 7))
+        print("|---:|" + "---:|" * (len(head) + 9))
         for row in rows:
             best = row[max(lean, key=lambda v: row[v][0])]
             cells = " | ".join(f"{row[v][0]:,.0f}" for v in [*names, *lean])
@@ -187,7 +273,9 @@ def report(tables: dict, names: list[str], anytrading: torch.Tensor | None, devi
                 f"| {row['n_envs']} | {cells} | {gather[0]:,.0f} | {indexing[0]:,.0f} "
                 f"| {100 * best[0] / gather[0]:.0f}% | {100 * best[0] / indexing[0]:.0f}% "
                 f"| {best[0] / threads:,.0f} "
-                f"| {100 * best[1] / gather[1]:.0f}% | {best[1]:,.0f} |"
+                f"| {100 * best[1] / gather[1]:.0f}% | {best[1]:,.0f} "
+                f"| {row['free transition'][0]:,.0f} "
+                f"| {100 * row['free transition'][0] / gather[0]:.0f}% |"
             )
     if anytrading is None:
         return
@@ -199,6 +287,11 @@ def report(tables: dict, names: list[str], anytrading: torch.Tensor | None, devi
     for threads, rows in tables.items():
         for row in (r for r in rows if r["n_envs"] == 1024):
             best = row[max(lean, key=lambda v: row[v][0])]
+            free = row["free transition"][0] / row["gather"][0]
+            print(
+                f"threads {threads}, 1024 envs, a transition that costs nothing: "
+                f"{100 * free:.0f}% of the gather"
+            )
             print(
                 f"threads {threads}, 1024 envs, goals >= 50% and >= 3x: lean = "
                 f"{100 * best[0] / row['gather'][0]:.0f}% of the gather "

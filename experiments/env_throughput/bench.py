@@ -137,8 +137,10 @@ def gather_rate(data, n: int, seconds: float, fast: bool = True) -> torch.Tensor
 def paired(data, configs: dict, n: int, rounds: int, seconds: float) -> None:
     """The pure gather, the lean step with a free transition and the lean step (compiled when
     ``--compile``) timed in turn, ``rounds`` times: on a machine whose speed drifts, each round's
-    ratios compare cells measured within the same second or two. Prints the median and range."""
+    ratios compare cells measured within the same second or two. Prints the median and range, and
+    the lean step per core-second over gym-anytrading's single env (one thread), paired alike."""
     cfg = configs.get("compiled", configs["eager"])
+    threads = torch.get_num_threads()
     steps = {
         "pure gather": gather_step(data, n),
         "free transition": free_transition_step(
@@ -146,11 +148,16 @@ def paired(data, configs: dict, n: int, rounds: int, seconds: float) -> None:
         ),
         "lean": market_env_step(grandmodel.build_env(cfg, data, n_envs=n), lean=True),
     }
-    rates = {name: [] for name in steps}
+    anytrading = anytrading_step(data)
+    rates = {name: [] for name in [*steps, "gym-anytrading"]}
     for _ in range(rounds):
         for name, step in steps.items():
             rates[name].append(float(timed(step, seconds)[0]) * n)
-    rate = {name: torch.tensor(values) for name, values in rates.items()}
+        if anytrading is not None:
+            torch.set_num_threads(1)  # irrelevant to it, but the same process state as its table
+            rates["gym-anytrading"].append(float(timed(anytrading, seconds)[0]))
+            torch.set_num_threads(threads)
+    rate = {name: torch.tensor(values) for name, values in rates.items() if values}
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(
         f"\n{n} envs, torch threads {torch.get_num_threads()}, {rounds} rounds of "
@@ -159,14 +166,24 @@ def paired(data, configs: dict, n: int, rounds: int, seconds: float) -> None:
     print("| cell | env-steps/s | / pure gather |")
     print("|---|---:|---:|")
     for name, values in rate.items():
+        if name == "gym-anytrading":
+            continue
         share = 100 * values / rate["pure gather"]
         print(
             f"| {name} | {values.median():,.0f} | {share.median():.0f}% "
             f"[{share.min():.0f}, {share.max():.0f}] |"
         )
+    if "gym-anytrading" in rate:
+        times = rate["lean"] / threads / rate["gym-anytrading"]
+        print(
+            f"\ngym-anytrading {rate['gym-anytrading'].median():,.0f} env-steps/s; lean per "
+            f"core-second / gym-anytrading: {times.median():.1f}x [{times.min():.1f}, {times.max():.1f}]"
+        )
 
 
-def anytrading_rate(data, seconds: float) -> torch.Tensor | None:
+def anytrading_step(data):
+    """One step of gym-anytrading's ``StocksEnv`` (one env, Python) on the same closes; ``None``
+    when gym-anytrading is not installed."""
     try:
         import gym_anytrading  # noqa: F401  (registers stocks-v0)
         import gymnasium as gym
@@ -187,7 +204,12 @@ def anytrading_rate(data, seconds: float) -> torch.Tensor | None:
         if terminated or truncated:
             env.reset()
 
-    return timed(step, seconds)
+    return step
+
+
+def anytrading_rate(data, seconds: float) -> torch.Tensor | None:
+    step = anytrading_step(data)
+    return None if step is None else timed(step, seconds)
 
 
 def main() -> None:

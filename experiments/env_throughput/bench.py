@@ -12,7 +12,8 @@ reference). Every row runs under the env's allocator setting (``env.keep_freed_m
 gym-anytrading's ``StocksEnv`` runs one env on the same tactical closes, in one thread of Python.
 "per core-s" is env-steps/s divided by the torch threads used. ``free transition`` is the lean
 step with a transition that costs nothing: the most any transition kernel could reach.
-``--paired`` times the gather, the free transition and the lean step in turn, round after round.
+``--paired`` times the gather, the free transition, the lean step and gym-anytrading in turn, round
+after round, and reports the median and range of the per-round ratios.
 """
 
 from __future__ import annotations
@@ -80,7 +81,8 @@ def free_transition_step(env, data):
     decision moved one forward (as in ``gather_step``, so the windows are gathered from fresh rows)
     and no episode ending. What is left is the step's floor: random actions, the two window
     gathers, ``_pack``, the carry-over and the TensorDicts. Its ratio to the gather bounds what any
-    transition kernel could reach."""
+    transition kernel could reach. (It swaps the kernel's private ``_advance``: a measurement, not
+    an env mode.)"""
     td = env.reset()
     actions = random_actions(env)(td.clone())
     new0, out0 = env.kernel.transition(
@@ -153,10 +155,8 @@ def paired(data, configs: dict, n: int, rounds: int, seconds: float) -> None:
     for _ in range(rounds):
         for name, step in steps.items():
             rates[name].append(float(timed(step, seconds)[0]) * n)
-        if anytrading is not None:
-            torch.set_num_threads(1)  # irrelevant to it, but the same process state as its table
+        if anytrading is not None:  # one env in Python: torch's threads do not touch it
             rates["gym-anytrading"].append(float(timed(anytrading, seconds)[0]))
-            torch.set_num_threads(threads)
     rate = {name: torch.tensor(values) for name, values in rates.items() if values}
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(
@@ -224,8 +224,8 @@ def main() -> None:
         "--paired",
         type=int,
         metavar="ROUNDS",
-        help="only the gather / free transition / lean "
-        "cells, timed in turn ROUNDS times (--seconds each) per n_envs and threads",
+        help="only the gather, free transition, lean and gym-anytrading cells, timed in turn "
+        "ROUNDS times (--seconds each) per n_envs and threads",
     )
     args = parser.parse_args()
     torch._dynamo.config.recompile_limit = 64  # one compiled kernel per env (n_envs x threads)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,8 +14,10 @@ from grandmodel.data.features import FEATURES, OBSERVATION
 from grandmodel.data.hmm import RegimeFit, add_regime_features, base_returns
 from grandmodel.data.normalise import NormStats
 from grandmodel.data.pipeline import build_tables
+from grandmodel.deploy.manifest import seal
 from grandmodel.deploy.paper.features import LiveFeatures
 from grandmodel.deploy.paper.feeds import ReplayFeed
+from tests.deploy.helpers import run_module
 
 
 @pytest.mark.parametrize("columns", ["default", "every bar feature"])
@@ -83,3 +89,30 @@ def test_the_fitted_regime_features_equal_the_batch_pipeline(smoke_tables, tmp_p
         assert len(batch) - len(mine) in (0, 1)  # the feed's last bar misses its last minute
         assert np.isfinite(batch[:, [n.startswith("regime") for n in names]]).all()
         np.testing.assert_allclose(mine, batch[: len(mine)], rtol=1e-9, atol=1e-12, equal_nan=True)
+
+
+def test_a_bundle_whose_regime_fit_is_missing_is_refused_with_one_line(
+    bundle: Path, smoke_tables, tmp_path: Path
+) -> None:
+    """A bundle whose strategic agent observes ``regime_edge`` but whose metadata holds no fit (as an
+    exporter older than the fitted features would write it; the hashes are consistent) must not
+    trade on features it cannot compute: one line, exit 2, no session folder."""
+    _, bars = smoke_tables
+    copy = tmp_path / "no_fit"
+    shutil.copytree(bundle, copy)
+    meta = json.loads((copy / "metadata.json").read_text())
+    norm = meta["roles"]["strategic"]["input"]["normalisation"]
+    assert "regime_edge" in meta["roles"]["strategic"]["input"]["features"] and norm.pop("regime")
+    (copy / "metadata.json").write_text(json.dumps(seal(meta, copy)))
+    outputs = tmp_path / "outputs"
+    result = run_module(
+        "grandmodel.paper", f"bundle={copy}", f"feed.path={bars}", f"paths.outputs_dir={outputs}",
+        "paper.quiet=true",
+    )  # fmt: skip
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
+    assert lines[0] == (
+        f"error: {copy}: the agents observe ['regime_edge'], but metadata.json holds no regime "
+        "fit to filter them with; expected a bundle exported with its model's fit"
+    )
+    assert not (outputs / "paper").exists()

@@ -1,4 +1,5 @@
-"""Incremental features equal the batch pipeline's on every bar of a replayed file."""
+"""Incremental features equal the batch pipeline's on every bar of a replayed file; a bundle
+without the regime fit its features need is refused."""
 
 from __future__ import annotations
 

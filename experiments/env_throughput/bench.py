@@ -75,6 +75,12 @@ def market_env_rate(env, lean: bool, seconds: float) -> torch.Tensor:
     return timed(market_env_step(env, lean), seconds) * env.n
 
 
+def next_decisions(ptr: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
+    """Every env's next decision in ``[lo, hi)``, back to ``lo`` at the end (so caches do not
+    flatter a gather by reading the same rows)."""
+    return torch.where(ptr + 1 < hi, ptr + 1, lo)
+
+
 def free_transition_step(env, data):
     """The lean step of ``env`` with a transition that costs nothing: the kernel's transition is
     replaced (for good: give it an env of its own) by one real call's outputs, with every env's
@@ -93,7 +99,7 @@ def free_transition_step(env, data):
     cursor = {"ptr": torch.randint(lo, hi - 1, (env.n,))}
 
     def free(s, *_):
-        ptr = cursor["ptr"] = torch.where(cursor["ptr"] + 1 < hi, cursor["ptr"] + 1, lo)
+        ptr = cursor["ptr"] = next_decisions(cursor["ptr"], lo, hi)
         return new0 | {"ptr": ptr}, out0 | {"t": ptr, "terminated": not_done, "truncated": not_done}
 
     env.kernel._advance = free
@@ -124,8 +130,8 @@ def gather_step(data, n: int, fast: bool = True):
         def take(name, first):
             return unfolded[name][first]
 
-    def step():  # every env moves one decision forward, as in the env (so caches do not flatter it)
-        ptr = state["ptr"] = torch.where(state["ptr"] + 1 < hi, state["ptr"] + 1, lo)
+    def step():  # every env moves one decision forward, as in the env
+        ptr = state["ptr"] = next_decisions(state["ptr"], lo, hi)
         take("tactical", ptr - (length["tactical"] - 1))
         take("strategic", sidx[ptr] - (length["strategic"] - 1))
 
